@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`. Both set up everything they need
+# on a fresh machine (a virtualenv in .venv with the project and its tools installed).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXAMPLE := manifests/examples/shop
+
+.PHONY: setup demo test lint typecheck unit golden clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/kubefence matrix $(EXAMPLE)
+	@echo
+	$(VENV)/bin/kubefence can shop/web shop/api --port 8080/TCP $(EXAMPLE)
+	@echo
+	@# A denied connection exits 1: that is the answer, not a failure of the demo.
+	$(VENV)/bin/kubefence can shop/web shop/postgres --port 5432/TCP $(EXAMPLE); \
+	  test $$? -eq 1
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest
+
+test: lint typecheck unit
+
+# Regenerate the golden output files after an intended change of output; review the diff.
+golden: $(STAMP)
+	$(PY) -m pytest tests/test_golden.py --update-golden
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

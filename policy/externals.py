@@ -1,0 +1,71 @@
+"""External peers: the address ranges outside the cluster's pods that the policies mention.
+
+Every CIDR that appears in an ipBlock (as `cidr` or in `except`) is a node of a laminar family:
+two CIDRs are either nested or disjoint. Each node, minus its children and minus the pods'
+addresses, is one external peer: every address in it is matched by exactly the same ipBlocks,
+so one row and column of the matrix stands for all of them, named `cidr` or
+`cidr except child, ...`. Addresses no policy mentions are not listed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from policy.addresses import AddressSet, IPAddress, IPNetwork
+from policy.cluster import ClusterState
+
+
+@dataclass(frozen=True, slots=True)
+class External:
+    cidr: str
+    excepts: tuple[str, ...]  # child CIDRs carved out of it
+    addresses: AddressSet  # what is left, pod addresses removed
+    representative: IPAddress  # an address of the range, for probes and explanations
+
+    @property
+    def key(self) -> str:
+        return self.cidr + (f" except {','.join(self.excepts)}" if self.excepts else "")
+
+
+def mentioned_networks(cluster: ClusterState) -> list[IPNetwork]:
+    nets: set[IPNetwork] = set()
+    for policy in cluster.policies:
+        for rule in policy.ingress + policy.egress:
+            for peer in rule.peers:
+                if peer.ip_block is not None:
+                    nets.add(ipaddress.ip_network(peer.ip_block.cidr))
+                    nets.update(ipaddress.ip_network(e) for e in peer.ip_block.excepts)
+    return sorted(nets, key=lambda n: (n.version, n.network_address.packed, n.prefixlen))
+
+
+def external_peers(cluster: ClusterState) -> tuple[External, ...]:
+    nets = mentioned_networks(cluster)
+    pod_addresses = AddressSet.empty()
+    for pod in cluster.pods:
+        if pod.address is not None:
+            pod_addresses = pod_addresses | AddressSet.from_address(pod.address)
+    children: dict[IPNetwork, list[IPNetwork]] = {n: [] for n in nets}
+    stack: list[IPNetwork] = []  # the chain of enclosing networks, sorted order makes it work
+    for net in nets:
+        while stack and not _contains(stack[-1], net):
+            stack.pop()
+        if stack:
+            children[stack[-1]].append(net)
+        stack.append(net)
+    out = []
+    for net in nets:
+        rest = AddressSet.from_network(net)
+        for child in children[net]:
+            rest = rest - AddressSet.from_network(child)
+        rest = rest - pod_addresses
+        rep = rest.first_address()
+        if rep is None:
+            continue
+        out.append(External(str(net), tuple(str(c) for c in children[net]), rest, rep))
+    return tuple(out)
+
+
+def _contains(outer: IPNetwork, inner: IPNetwork) -> bool:
+    return (outer.version == inner.version and outer.prefixlen <= inner.prefixlen
+            and inner.network_address in outer)
