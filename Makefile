@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/kubefence can shop/web shop/api --port 8080/TCP $(EXAMPLE)
 	@echo
 	@# A denied connection exits 1: that is the answer, not a failure of the demo.
-	$(VENV)/bin/kubefence can shop/web shop/postgres --port 5432/TCP $(EXAMPLE); \
+	$(VENV)/bin/kubefence can shop/web db/postgres --port 5432/TCP $(EXAMPLE); \
 	  test $$? -eq 1
 
 lint: $(STAMP)

@@ -4,7 +4,8 @@ Every CIDR that appears in an ipBlock (as `cidr` or in `except`) is a node of a 
 two CIDRs are either nested or disjoint. Each node, minus its children and minus the pods'
 addresses, is one external peer: every address in it is matched by exactly the same ipBlocks,
 so one row and column of the matrix stands for all of them, named `cidr` or
-`cidr except child, ...`. Addresses no policy mentions are not listed.
+`cidr except child, ...`. The addresses no ipBlock mentions form one more external peer, the
+catch-all `others`, last: matched only by rules whose peers are empty (all peers).
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ class External:
     excepts: tuple[str, ...]  # child CIDRs carved out of it
     addresses: AddressSet  # what is left, pod addresses removed
     representative: IPAddress  # an address of the range, for probes and explanations
+    catch_all: bool = False  # the addresses no ipBlock mentions
 
     @property
     def key(self) -> str:
+        if self.catch_all:
+            return CATCH_ALL
         return self.cidr + (f" except {','.join(self.excepts)}" if self.excepts else "")
+
+
+CATCH_ALL = "others"
 
 
 def mentioned_networks(cluster: ClusterState) -> list[IPNetwork]:
@@ -63,6 +70,12 @@ def external_peers(cluster: ClusterState) -> tuple[External, ...]:
         if rep is None:
             continue
         out.append(External(str(net), tuple(str(c) for c in children[net]), rest, rep))
+    rest = AddressSet.everything() - pod_addresses
+    for net in nets:
+        rest = rest - AddressSet.from_network(net)
+    rep = rest.first_address()
+    assert rep is not None  # a cluster cannot mention every address and own the rest
+    out.append(External("", (), rest, rep, catch_all=True))
     return tuple(out)
 
 

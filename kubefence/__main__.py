@@ -1,0 +1,3 @@
+from kubefence.cli import run
+
+run()

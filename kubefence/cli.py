@@ -1,0 +1,179 @@
+"""`kubefence` and `kubectl fence`: a thin `main(argv) -> exit code` over the analyzer.
+
+Exit codes: 0 success (for `can`: allowed), 1 `can`: denied, 2 bad input or usage,
+130 interrupted. Every error the user can cause is a `KubefenceError` and becomes one line per
+problem on stderr; warnings and notes go to stderr too, so stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from analyzer.formats import csv_format, dot, json_format, markdown, table, text
+from analyzer.matrix import (
+    ExternalsShown,
+    Probe,
+    build_matrix,
+    build_probe_view,
+    probe_document,
+)
+from analyzer.queries import can, reach, who_can_reach
+from policy.cluster import ClusterState
+from policy.engine import Analysis
+from policy.errors import InputError, KubefenceError, UsageError
+from policy.loader import load
+from policy.ports import Protocol
+
+MATRIX_FORMATS = ("table", "json", "csv", "md", "dot")
+QUERY_FORMATS = ("text", "json")
+
+
+def parse_probe(value: str) -> Probe:
+    """`80`, `80/TCP`, `53/udp`: a destination port and protocol (TCP when omitted)."""
+    port_text, _, proto_text = value.partition("/")
+    try:
+        port = int(port_text)
+        protocol = Protocol((proto_text or "TCP").upper())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected PORT or PORT/PROTOCOL, e.g. 80/TCP, 53/UDP, 3868/SCTP"
+        ) from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: port must be between 1 and 65535")
+    return Probe(port, protocol)
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Kubernetes NetworkPolicy reachability: what can talk to what, and why.",
+        epilog="PATH is a YAML or JSON file, a folder (read recursively), or - for stdin. "
+               "Exit codes: 0 ok/allowed, 1 denied, 2 bad input.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("paths", nargs="+", metavar="PATH",
+                        help="manifests: files, folders, or - for stdin")
+        sp.add_argument("--keep-going", action="store_true",
+                        help="report unreadable objects as warnings and analyse the rest")
+        sp.add_argument("-q", "--quiet", action="store_true", help="no warnings or notes")
+
+    m = sub.add_parser("matrix", help="the pod-to-pod allow matrix",
+                       description="Print, for every ordered pair of pods (and the external "
+                                   "ranges the policies mention), the ports allowed.")
+    common(m)
+    m.add_argument("-o", "--output", choices=MATRIX_FORMATS, default="table")
+    m.add_argument("--probe", action="append", type=parse_probe, default=[],
+                   metavar="PORT/PROTO",
+                   help="a yes/no matrix for this destination port (repeatable); "
+                        "with -o json, the stable {pods, probes} contract")
+    m.add_argument("--externals", choices=[e.value for e in ExternalsShown],
+                   default=ExternalsShown.MENTIONED.value,
+                   help="external rows and columns: none, the ranges policies mention "
+                        "(default), or all (adds 'others', every unmentioned address)")
+    m.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+    c = sub.add_parser("can", help="may SRC connect to DST? yes or no, and why",
+                       description="Exit code 0 when allowed, 1 when denied. SRC and DST are "
+                                   "namespace/name of a pod or workload, or an IP address.")
+    c.add_argument("source", metavar="SRC")
+    c.add_argument("destination", metavar="DST")
+    common(c)
+    c.add_argument("--port", type=parse_probe, metavar="PORT/PROTO",
+                   help="the destination port (default: any port)")
+    c.add_argument("-o", "--output", choices=QUERY_FORMATS, default="text")
+
+    for name, what, desc in (("who-can-reach", "DST", "every peer that may connect to DST"),
+                             ("reach", "SRC", "every peer SRC may connect to")):
+        r = sub.add_parser(name, help=desc, description=f"List {desc}, with the ports.")
+        r.add_argument("endpoint", metavar=what)
+        common(r)
+        r.add_argument("-o", "--output", choices=QUERY_FORMATS, default="text")
+    return p
+
+
+def _load(args: argparse.Namespace, err: TextIO) -> ClusterState:
+    cluster = load(args.paths, keep_going=args.keep_going)
+    if not args.quiet:
+        for w in cluster.warnings:
+            print(f"warning: {w.render()}", file=err)
+        for n in cluster.notes:
+            print(f"note: {n}", file=err)
+    return cluster
+
+
+def _matrix(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
+    color = args.color == "always" or (args.color == "auto" and out.isatty()
+                                       and "NO_COLOR" not in os.environ)
+    fmt = args.output
+    if args.probe:
+        if fmt == "json":
+            out.write(json_format.probe_json(probe_document(analysis, args.probe)))
+            return 0
+        view = build_probe_view(analysis, args.probe)
+        renderers = {"table": lambda: table.probe_tables(view, color),
+                     "csv": lambda: csv_format.probe_csv(view),
+                     "md": lambda: markdown.probe_markdown(view),
+                     "dot": lambda: dot.probe_dot(view)}
+    else:
+        mview = build_matrix(analysis, ExternalsShown(args.externals))
+        renderers = {"table": lambda: table.matrix_table(mview, color),
+                     "json": lambda: json_format.matrix_json(mview),
+                     "csv": lambda: csv_format.matrix_csv(mview),
+                     "md": lambda: markdown.matrix_markdown(mview),
+                     "dot": lambda: dot.matrix_dot(mview)}
+    out.write(renderers[fmt]())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "kubefence"
+    prog = "kubectl fence" if prog == "kubectl-fence" else "kubefence"
+    parser = _parser(prog)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage error
+        return int(exc.code or 0)
+    try:
+        analysis = Analysis(_load(args, err))
+        if args.command == "matrix":
+            return _matrix(args, analysis, out)
+        if args.command == "can":
+            answer = can(analysis, args.source, args.destination, args.port)
+            out.write(json_format.can_json(answer) if args.output == "json"
+                      else text.can_text(answer))
+            return 0 if answer.allowed else 1
+        query = who_can_reach if args.command == "who-can-reach" else reach
+        result = query(analysis, args.endpoint)
+        out.write(json_format.reach_json(result) if args.output == "json"
+                  else text.reach_text(result))
+        return 0
+    except InputError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem.render()}", file=err)
+        return 2
+    except (UsageError, KubefenceError) as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:  # `kubefence matrix ... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
