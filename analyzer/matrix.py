@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from policy.engine import Analysis
 from policy.ports import PortSet, Protocol
 
 
-class ExternalsShown(str, Enum):
+class ExternalsShown(StrEnum):
     NONE = "none"
     MENTIONED = "mentioned"
     ALL = "all"
@@ -50,19 +50,23 @@ def endpoint_indexes(analysis: Analysis, shown: ExternalsShown) -> list[int]:
     ep = analysis.endpoints
     out = list(range(ep.n_pods))
     if shown is not ExternalsShown.NONE:
-        out += [ep.n_pods + k for k, e in enumerate(ep.externals)
-                if shown is ExternalsShown.ALL or not e.catch_all]
+        out += [
+            ep.n_pods + k
+            for k, e in enumerate(ep.externals)
+            if shown is ExternalsShown.ALL or not e.catch_all
+        ]
     return out
 
 
-def build_matrix(analysis: Analysis, shown: ExternalsShown = ExternalsShown.MENTIONED,
-                 block_rows: int = 256) -> MatrixView:
+def build_matrix(
+    analysis: Analysis, shown: ExternalsShown = ExternalsShown.MENTIONED, block_rows: int = 256
+) -> MatrixView:
     idx = np.array(endpoint_indexes(analysis, shown), dtype=np.int64)
     ep = analysis.endpoints
     memo: dict[bytes, PortSet] = {}
     rows: list[tuple[PortSet | None, ...]] = []
     for start in range(0, len(idx), block_rows):
-        sources = idx[start:start + block_rows]
+        sources = idx[start : start + block_rows]
         block = analysis.block(sources)[:, idx]
         for r, src in enumerate(sources):
             row: list[PortSet | None] = []
@@ -78,8 +82,9 @@ def build_matrix(analysis: Analysis, shown: ExternalsShown = ExternalsShown.MENT
                 row.append(ports)
             rows.append(tuple(row))
     labels = tuple(ep.key(int(j)) for j in idx)
-    kinds = tuple("external" if analysis.is_external(int(j)) else
-                  ep.pods[int(j)].kind.lower() for j in idx)
+    kinds = tuple(
+        "external" if analysis.is_external(int(j)) else ep.pods[int(j)].kind.lower() for j in idx
+    )
     return MatrixView(labels, kinds, tuple(rows))
 
 
@@ -91,12 +96,16 @@ def probe_document(analysis: Analysis, probes: Sequence[Probe]) -> dict[str, Any
     out: dict[str, Any] = {"pods": keys, "probes": []}
     for probe in probes:
         m = analysis.probe(probe.protocol, probe.port)[:n, :n]
-        out["probes"].append({
-            "port": probe.port,
-            "protocol": probe.protocol.value,
-            "matrix": {src: {dst: bool(m[i, j]) for j, dst in enumerate(keys)}
-                       for i, src in enumerate(keys)},
-        })
+        out["probes"].append(
+            {
+                "port": probe.port,
+                "protocol": probe.protocol.value,
+                "matrix": {
+                    src: {dst: bool(m[i, j]) for j, dst in enumerate(keys)}
+                    for i, src in enumerate(keys)
+                },
+            }
+        )
     return out
 
 
@@ -112,7 +121,7 @@ def build_probe_view(analysis: Analysis, probes: Sequence[Probe]) -> ProbeView:
     doc = probe_document(analysis, probes)
     labels = tuple(doc["pods"])
     out = []
-    for probe, entry in zip(probes, doc["probes"]):
+    for probe, entry in zip(probes, doc["probes"], strict=True):
         m = entry["matrix"]
         out.append((probe, tuple(tuple(m[s][d] for d in labels) for s in labels)))
     return ProbeView(labels, tuple(out))

@@ -61,15 +61,18 @@ def _reach(analysis: Analysis, name: str, inbound: bool, shown: ExternalsShown) 
             peers.append(Reachable(key, ports))
         else:
             denied.append(key)
-    return ReachAnswer(me.label, inbound, tuple(sorted(peers, key=lambda r: r.peer)),
-                       tuple(sorted(denied)))
+    return ReachAnswer(
+        me.label, inbound, tuple(sorted(peers, key=lambda r: r.peer)), tuple(sorted(denied))
+    )
 
 
-def who_can_reach(analysis: Analysis, destination: str,
-                  shown: ExternalsShown = ExternalsShown.ALL) -> ReachAnswer:
+def who_can_reach(
+    analysis: Analysis, destination: str, shown: ExternalsShown = ExternalsShown.ALL
+) -> ReachAnswer:
     return _reach(analysis, destination, True, shown)
 
 
-def reach(analysis: Analysis, source: str,
-          shown: ExternalsShown = ExternalsShown.ALL) -> ReachAnswer:
+def reach(
+    analysis: Analysis, source: str, shown: ExternalsShown = ExternalsShown.ALL
+) -> ReachAnswer:
     return _reach(analysis, source, False, shown)

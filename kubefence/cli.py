@@ -52,44 +52,68 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         prog=prog,
         description="Kubernetes NetworkPolicy reachability: what can talk to what, and why.",
         epilog="PATH is a YAML or JSON file, a folder (read recursively), or - for stdin. "
-               "Exit codes: 0 ok/allowed, 1 denied, 2 bad input.",
+        "Exit codes: 0 ok/allowed, 1 denied, 2 bad input.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("paths", nargs="+", metavar="PATH",
-                        help="manifests: files, folders, or - for stdin")
-        sp.add_argument("--keep-going", action="store_true",
-                        help="report unreadable objects as warnings and analyse the rest")
+        sp.add_argument(
+            "paths", nargs="+", metavar="PATH", help="manifests: files, folders, or - for stdin"
+        )
+        sp.add_argument(
+            "--keep-going",
+            action="store_true",
+            help="report unreadable objects as warnings and analyse the rest",
+        )
         sp.add_argument("-q", "--quiet", action="store_true", help="no warnings or notes")
 
-    m = sub.add_parser("matrix", help="the pod-to-pod allow matrix",
-                       description="Print, for every ordered pair of pods (and the external "
-                                   "ranges the policies mention), the ports allowed.")
+    m = sub.add_parser(
+        "matrix",
+        help="the pod-to-pod allow matrix",
+        description="Print, for every ordered pair of pods (and the external "
+        "ranges the policies mention), the ports allowed.",
+    )
     common(m)
     m.add_argument("-o", "--output", choices=MATRIX_FORMATS, default="table")
-    m.add_argument("--probe", action="append", type=parse_probe, default=[],
-                   metavar="PORT/PROTO",
-                   help="a yes/no matrix for this destination port (repeatable); "
-                        "with -o json, the stable {pods, probes} contract")
-    m.add_argument("--externals", choices=[e.value for e in ExternalsShown],
-                   default=ExternalsShown.MENTIONED.value,
-                   help="external rows and columns: none, the ranges policies mention "
-                        "(default), or all (adds 'others', every unmentioned address)")
+    m.add_argument(
+        "--probe",
+        action="append",
+        type=parse_probe,
+        default=[],
+        metavar="PORT/PROTO",
+        help="a yes/no matrix for this destination port (repeatable); "
+        "with -o json, the stable {pods, probes} contract",
+    )
+    m.add_argument(
+        "--externals",
+        choices=[e.value for e in ExternalsShown],
+        default=ExternalsShown.MENTIONED.value,
+        help="external rows and columns: none, the ranges policies mention "
+        "(default), or all (adds 'others', every unmentioned address)",
+    )
     m.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
-    c = sub.add_parser("can", help="may SRC connect to DST? yes or no, and why",
-                       description="Exit code 0 when allowed, 1 when denied. SRC and DST are "
-                                   "namespace/name of a pod or workload, or an IP address.")
+    c = sub.add_parser(
+        "can",
+        help="may SRC connect to DST? yes or no, and why",
+        description="Exit code 0 when allowed, 1 when denied. SRC and DST are "
+        "namespace/name of a pod or workload, or an IP address.",
+    )
     c.add_argument("source", metavar="SRC")
     c.add_argument("destination", metavar="DST")
     common(c)
-    c.add_argument("--port", type=parse_probe, metavar="PORT/PROTO",
-                   help="the destination port (default: any port)")
+    c.add_argument(
+        "--port",
+        type=parse_probe,
+        metavar="PORT/PROTO",
+        help="the destination port (default: any port)",
+    )
     c.add_argument("-o", "--output", choices=QUERY_FORMATS, default="text")
 
-    for name, what, desc in (("who-can-reach", "DST", "every peer that may connect to DST"),
-                             ("reach", "SRC", "every peer SRC may connect to")):
+    for name, what, desc in (
+        ("who-can-reach", "DST", "every peer that may connect to DST"),
+        ("reach", "SRC", "every peer SRC may connect to"),
+    ):
         r = sub.add_parser(name, help=desc, description=f"List {desc}, with the ports.")
         r.add_argument("endpoint", metavar=what)
         common(r)
@@ -108,31 +132,37 @@ def _load(args: argparse.Namespace, err: TextIO) -> ClusterState:
 
 
 def _matrix(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
-    color = args.color == "always" or (args.color == "auto" and out.isatty()
-                                       and "NO_COLOR" not in os.environ)
+    color = args.color == "always" or (
+        args.color == "auto" and out.isatty() and "NO_COLOR" not in os.environ
+    )
     fmt = args.output
     if args.probe:
         if fmt == "json":
             out.write(json_format.probe_json(probe_document(analysis, args.probe)))
             return 0
         view = build_probe_view(analysis, args.probe)
-        renderers = {"table": lambda: table.probe_tables(view, color),
-                     "csv": lambda: csv_format.probe_csv(view),
-                     "md": lambda: markdown.probe_markdown(view),
-                     "dot": lambda: dot.probe_dot(view)}
+        renderers = {
+            "table": lambda: table.probe_tables(view, color),
+            "csv": lambda: csv_format.probe_csv(view),
+            "md": lambda: markdown.probe_markdown(view),
+            "dot": lambda: dot.probe_dot(view),
+        }
     else:
         mview = build_matrix(analysis, ExternalsShown(args.externals))
-        renderers = {"table": lambda: table.matrix_table(mview, color),
-                     "json": lambda: json_format.matrix_json(mview),
-                     "csv": lambda: csv_format.matrix_csv(mview),
-                     "md": lambda: markdown.matrix_markdown(mview),
-                     "dot": lambda: dot.matrix_dot(mview)}
+        renderers = {
+            "table": lambda: table.matrix_table(mview, color),
+            "json": lambda: json_format.matrix_json(mview),
+            "csv": lambda: csv_format.matrix_csv(mview),
+            "md": lambda: markdown.matrix_markdown(mview),
+            "dot": lambda: dot.matrix_dot(mview),
+        }
     out.write(renderers[fmt]())
     return 0
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "kubefence"
@@ -148,13 +178,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             return _matrix(args, analysis, out)
         if args.command == "can":
             answer = can(analysis, args.source, args.destination, args.port)
-            out.write(json_format.can_json(answer) if args.output == "json"
-                      else text.can_text(answer))
+            out.write(
+                json_format.can_json(answer) if args.output == "json" else text.can_text(answer)
+            )
             return 0 if answer.allowed else 1
         query = who_can_reach if args.command == "who-can-reach" else reach
         result = query(analysis, args.endpoint)
-        out.write(json_format.reach_json(result) if args.output == "json"
-                  else text.reach_text(result))
+        out.write(
+            json_format.reach_json(result) if args.output == "json" else text.reach_text(result)
+        )
         return 0
     except InputError as exc:
         for problem in exc.problems:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from policy.addresses import AddressSet, IPAddress
 from policy.errors import Location, Problem
@@ -20,14 +20,11 @@ from policy.selectors import LabelSelector
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Which end of a connection a policy rule governs for its subject pod."""
 
     INGRESS = "Ingress"  # the subject is the server; the peer is the client
     EGRESS = "Egress"  # the subject is the client; the peer is the server
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)

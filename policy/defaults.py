@@ -47,14 +47,17 @@ def namespace_labels(name: str, labels: Mapping[str, str]) -> dict[str, str]:
 def _masked_cidr(text: str, loc: Location, warnings: list[Problem]) -> str:
     net, host_bits = parse_cidr(text)
     if host_bits:
-        warnings.append(Problem(loc, f"{text} has host bits set; the API server stores it as {net}"))
+        warnings.append(
+            Problem(loc, f"{text} has host bits set; the API server stores it as {net}")
+        )
     return str(net)
 
 
 def _ip_block(block: IPBlock, loc: Location, warnings: list[Problem]) -> IPBlockPeer:
     cidr = _masked_cidr(block.cidr, _sub(loc, "cidr"), warnings)
-    excepts = tuple(_masked_cidr(e, _sub(loc, f"except[{i}]"), warnings)
-                    for i, e in enumerate(block.except_))
+    excepts = tuple(
+        _masked_cidr(e, _sub(loc, f"except[{i}]"), warnings) for i, e in enumerate(block.except_)
+    )
     addresses = AddressSet.from_cidr(cidr)
     for e in excepts:
         addresses = addresses - AddressSet.from_cidr(e)
@@ -91,14 +94,18 @@ def build_policy(
     for direction, peers, ports, field, peer_field in sources:
         index = len(rules[direction])
         base = Location(location.file, location.line, location.obj, f"spec.{field}[{index}]")
-        rules[direction].append(Rule(
-            direction=direction,
-            index=index,
-            peers=tuple(_peer(p, _sub(base, f"{peer_field}[{i}]"), warnings)
-                        for i, p in enumerate(peers)),
-            ports=tuple(_port(p) for p in ports),
-            line=rule_lines.get((direction, index)),
-        ))
+        rules[direction].append(
+            Rule(
+                direction=direction,
+                index=index,
+                peers=tuple(
+                    _peer(p, _sub(base, f"{peer_field}[{i}]"), warnings)
+                    for i, p in enumerate(peers)
+                ),
+                ports=tuple(_port(p) for p in ports),
+                line=rule_lines.get((direction, index)),
+            )
+        )
     if spec.policy_types is not None:
         types = frozenset(Direction(t) for t in spec.policy_types)
     else:

@@ -92,8 +92,9 @@ def expand_paths(paths: list[str]) -> list[tuple[str, bool]]:
         elif path.is_dir():
             for root, dirs, files in os.walk(path):
                 dirs.sort()
-                out.extend((str(Path(root) / f), True) for f in sorted(files)
-                           if f.endswith(SUFFIXES))
+                out.extend(
+                    (str(Path(root) / f), True) for f in sorted(files) if f.endswith(SUFFIXES)
+                )
         else:
             raise InputError([Problem(Location(file=p), "no such file or folder")])
     return out
@@ -168,14 +169,22 @@ class _LazyRoot:
 Finder = Callable[[list[PathPart]], yaml.Node | None]
 
 
-def _objects(data: Any, file: str, line: int, finder: Finder | None, path: list[PathPart],
-             node: yaml.Node | None = None) -> list[Document]:
+def _objects(
+    data: Any,
+    file: str,
+    line: int,
+    finder: Finder | None,
+    path: list[PathPart],
+    node: yaml.Node | None = None,
+) -> list[Document]:
     if data is None:
         return []
     if isinstance(data, list):
         items, items_path = data, path
-    elif isinstance(data, dict) and str(data.get("kind", "")).endswith("List") and isinstance(
-        data.get("items"), list
+    elif (
+        isinstance(data, dict)
+        and str(data.get("kind", "")).endswith("List")
+        and isinstance(data.get("items"), list)
     ):
         items, items_path = data["items"], [*path, "items"]
         node = child_node(node, "items")
@@ -189,8 +198,14 @@ def _objects(data: Any, file: str, line: int, finder: Finder | None, path: list[
     return out
 
 
-def _document(data: Any, file: str, line: int, finder: Finder | None, path: list[PathPart],
-              node: yaml.Node | None) -> Document:
+def _document(
+    data: Any,
+    file: str,
+    line: int,
+    finder: Finder | None,
+    path: list[PathPart],
+    node: yaml.Node | None,
+) -> Document:
     if finder is None:
         return Document(data, file, line, node)
     return Document(data, file, line, None, lambda: finder(path))

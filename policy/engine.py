@@ -69,7 +69,7 @@ class Analysis:
             if direction not in cp.policy.policy_types:
                 continue
             rules = cp.rules[direction]
-            for i in np.flatnonzero(cp.subjects):
+            for i in np.flatnonzero(cp.subjects).tolist():
                 isolating[i].append(cp)
                 rules_of[i].extend(rules)
         profiles: dict[object, int] = {}
@@ -90,11 +90,17 @@ class Analysis:
                 built.add(prof)
                 for rule in rules_of[i]:
                     arrays[prof] |= self.rule_contribution(rule, i, direction)
-        return Side(direction, profile_of, arrays,
-                    tuple(tuple(r) for r in rules_of), tuple(tuple(p) for p in isolating))
+        return Side(
+            direction,
+            profile_of,
+            arrays,
+            tuple(tuple(r) for r in rules_of),
+            tuple(tuple(p) for p in isolating),
+        )
 
-    def rule_contribution(self, rule: CompiledRule, subject: int,
-                          direction: Direction) -> npt.NDArray[np.uint64]:
+    def rule_contribution(
+        self, rule: CompiledRule, subject: int, direction: Direction
+    ) -> npt.NDArray[np.uint64]:
         """(endpoint x word): the atoms `rule` allows between `subject` and each peer."""
         count, words = self.endpoints.count, self.atoms.words
         out = np.zeros((count, words), dtype=np.uint64)
@@ -105,7 +111,8 @@ class Analysis:
         out[rule.peers] = self.atoms.to_words(rule.fixed)
         if rule.named:
             out |= self._named_words(rule.named) & rule.peers[:, None].astype(np.uint64) * (
-                np.uint64(0xFFFFFFFFFFFFFFFF))
+                np.uint64(0xFFFFFFFFFFFFFFFF)
+            )
         return out
 
     def _named_words(self, named: tuple[tuple[Protocol, str], ...]) -> Words:
@@ -136,8 +143,10 @@ class Analysis:
         return bool(self.side(direction).isolating[pod])
 
     def cell_words(self, src: int, dst: int) -> Words:
-        out: Words = (self.egress.arrays[self.egress.profile_of[src], dst]
-                      & self.ingress.arrays[self.ingress.profile_of[dst], src])
+        out: Words = (
+            self.egress.arrays[self.egress.profile_of[src], dst]
+            & self.ingress.arrays[self.ingress.profile_of[dst], src]
+        )
         return out
 
     def allowed(self, src: int, dst: int) -> PortSet:

@@ -48,8 +48,9 @@ class PairExplanation:
     allowed: PortSet
 
 
-def explain_side(analysis: Analysis, subject: int, peer: int,
-                 direction: Direction) -> SideExplanation:
+def explain_side(
+    analysis: Analysis, subject: int, peer: int, direction: Direction
+) -> SideExplanation:
     key = analysis.endpoints.key(subject)
     if analysis.is_external(subject):
         return SideExplanation(direction, key, False, (), (), PortSet.all())
@@ -74,5 +75,10 @@ def explain(analysis: Analysis, source: int, destination: int) -> PairExplanatio
     allowed = egress.allowed & ingress.allowed
     if analysis.is_external(source) and analysis.is_external(destination):
         allowed = PortSet.empty()
-    return PairExplanation(analysis.endpoints.key(source), analysis.endpoints.key(destination),
-                           egress, ingress, allowed)
+    return PairExplanation(
+        analysis.endpoints.key(source),
+        analysis.endpoints.key(destination),
+        egress,
+        ingress,
+        allowed,
+    )

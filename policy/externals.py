@@ -80,5 +80,8 @@ def external_peers(cluster: ClusterState) -> tuple[External, ...]:
 
 
 def _contains(outer: IPNetwork, inner: IPNetwork) -> bool:
-    return (outer.version == inner.version and outer.prefixlen <= inner.prefixlen
-            and inner.network_address in outer)
+    return (
+        outer.version == inner.version
+        and outer.prefixlen <= inner.prefixlen
+        and inner.network_address in outer
+    )

@@ -32,8 +32,15 @@ from policy.validation import (
 )
 
 WORKLOAD_KINDS = frozenset(
-    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job",
-     "CronJob"}
+    {
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "ReplicationController",
+        "Job",
+        "CronJob",
+    }
 )
 POLICY_API_VERSION = "networking.k8s.io/v1"
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
@@ -95,8 +102,9 @@ class _LoadState:
     def add(self, doc: Document) -> None:
         data = doc.data
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
-            self.errors.append(Problem(Location(doc.file, doc.line),
-                                       "not a Kubernetes object: no `kind`"))
+            self.errors.append(
+                Problem(Location(doc.file, doc.line), "not a Kubernetes object: no `kind`")
+            )
             return
         kind = data["kind"]
         if kind == "Namespace":
@@ -105,9 +113,13 @@ class _LoadState:
             self._parse(doc, Pod, self._pod)
         elif kind == "NetworkPolicy":
             if data.get("apiVersion") != POLICY_API_VERSION:
-                self._error(doc, _obj_name(kind, data), "apiVersion",
-                            f"unsupported apiVersion {data.get('apiVersion')!r}; "
-                            f"only {POLICY_API_VERSION} is supported")
+                self._error(
+                    doc,
+                    _obj_name(kind, data),
+                    "apiVersion",
+                    f"unsupported apiVersion {data.get('apiVersion')!r}; "
+                    f"only {POLICY_API_VERSION} is supported",
+                )
                 return
             self._parse(doc, NetworkPolicy, self._policy)
         elif kind == "CronJob":
@@ -133,50 +145,74 @@ class _LoadState:
             self.terminal += 1
             return
         meta = pod.metadata
-        info = build_pod(meta.namespace, meta.name, meta.labels, pod.spec, pod.status, "Pod",
-                         Location(doc.file, doc.line, obj))
+        info = build_pod(
+            meta.namespace,
+            meta.name,
+            meta.labels,
+            pod.spec,
+            pod.status,
+            "Pod",
+            Location(doc.file, doc.line, obj),
+        )
         self.pods.append(info)
-        self.pod_owners.append((info.namespace, tuple((o.kind, o.name)
-                                                      for o in meta.owner_references)))
+        self.pod_owners.append(
+            (info.namespace, tuple((o.kind, o.name) for o in meta.owner_references))
+        )
 
     def _policy(self, doc: Document, np: NetworkPolicy, obj: str) -> None:
         if self._report(doc, obj, validate_network_policy(np)) or not self._unique(doc, obj):
             return
         lines: dict[tuple[Direction, int], int] = {}
         if doc.node is not None:  # YAML: rule lines are cheap; JSON: only on error
-            for direction, rules in ((Direction.INGRESS, np.spec.ingress),
-                                     (Direction.EGRESS, np.spec.egress)):
+            for direction, rules in (
+                (Direction.INGRESS, np.spec.ingress),
+                (Direction.EGRESS, np.spec.egress),
+            ):
                 for i in range(len(rules)):
                     lines[(direction, i)] = doc.line_of(f"spec.{direction.value.lower()}[{i}]")
         warnings: list[Problem] = []
         self.policies.append(build_policy(np, Location(doc.file, doc.line, obj), lines, warnings))
         self.warnings.extend(
-            Problem(Location(doc.file, doc.line_of(w.location.field), obj, w.location.field),
-                    w.message)
+            Problem(
+                Location(doc.file, doc.line_of(w.location.field), obj, w.location.field), w.message
+            )
             for w in warnings
         )
 
     def _workload(self, doc: Document, wl: Workload, obj: str) -> None:
         template = wl.spec.template
-        self._add_workload(doc, obj, wl.metadata, template.metadata.labels if template else {},
-                           template.spec if template else PodSpec(), "spec.template")
+        self._add_workload(
+            doc,
+            obj,
+            wl.metadata,
+            template.metadata.labels if template else {},
+            template.spec if template else PodSpec(),
+            "spec.template",
+        )
 
     def _cronjob(self, doc: Document, cj: CronJob, obj: str) -> None:
         template = cj.spec.job_template.spec.template
-        self._add_workload(doc, obj, cj.metadata, template.metadata.labels if template else {},
-                           template.spec if template else PodSpec(),
-                           "spec.jobTemplate.spec.template")
+        self._add_workload(
+            doc,
+            obj,
+            cj.metadata,
+            template.metadata.labels if template else {},
+            template.spec if template else PodSpec(),
+            "spec.jobTemplate.spec.template",
+        )
 
-    def _add_workload(self, doc: Document, obj: str, meta: Any, labels: dict[str, str],
-                      spec: PodSpec, path: str) -> None:
+    def _add_workload(
+        self, doc: Document, obj: str, meta: Any, labels: dict[str, str], spec: PodSpec, path: str
+    ) -> None:
         errs = validate_meta(meta.name, meta.namespace)
         errs += validate_labels(labels, f"{path}.metadata.labels")
         errs += validate_pod_spec(spec, f"{path}.spec")
         if self._report(doc, obj, errs) or not self._unique(doc, obj):
             return
         kind = obj.split(" ", 1)[0]
-        pod = build_pod(meta.namespace, meta.name, labels, spec, None, kind,
-                        Location(doc.file, doc.line, obj))
+        pod = build_pod(
+            meta.namespace, meta.name, labels, spec, None, kind, Location(doc.file, doc.line, obj)
+        )
         owners = tuple((o.kind, o.name) for o in meta.owner_references)
         self.workloads.append(_Workload(kind, pod.namespace, meta.name, owners, pod))
 
@@ -207,8 +243,12 @@ class _LoadState:
     def _unique(self, doc: Document, obj: str) -> bool:
         first = self.seen.get(obj)
         if first is not None:
-            self.errors.append(Problem(Location(doc.file, doc.line, obj),
-                                       f"duplicate object (first at {first.file}:{first.line})"))
+            self.errors.append(
+                Problem(
+                    Location(doc.file, doc.line, obj),
+                    f"duplicate object (first at {first.file}:{first.line})",
+                )
+            )
             return False
         self.seen[obj] = Location(doc.file, doc.line)
         return True
@@ -225,8 +265,9 @@ class _LoadState:
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.ignored.items()))
             notes.append(f"ignored {sum(self.ignored.values())} objects of other kinds ({kinds})")
         if self.skipped_files:
-            notes.append(f"skipped {self.skipped_files} files in folders that hold no "
-                         "Kubernetes objects")
+            notes.append(
+                f"skipped {self.skipped_files} files in folders that hold no Kubernetes objects"
+            )
         if self.terminal:
             notes.append(f"left out {self.terminal} pods that have finished (Succeeded/Failed)")
         warnings = list(self.warnings) + list(self.errors)  # errors only get here with keep_going
@@ -281,7 +322,7 @@ def _loc_path(loc: tuple[int | str, ...]) -> str:
 def _pydantic_message(err: Any) -> str:
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     value = err.get("input")
     if err["type"] == "missing":
         return "required field is missing"

@@ -17,7 +17,6 @@ from policy.selectors import LabelSelector
 _CONFIG = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
-
 def _int_or_string(value: Any) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("must be an integer or a string")

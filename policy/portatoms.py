@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +32,7 @@ class PortAtoms:
             bounds = sorted(cuts[proto])
             self._first[proto] = len(self.atoms)
             self._starts[proto] = bounds[:-1]
-            self.atoms.extend((proto, lo, nxt - 1) for lo, nxt in zip(bounds, bounds[1:]))
+            self.atoms.extend((proto, lo, nxt - 1) for lo, nxt in pairwise(bounds))
         self.count = len(self.atoms)
         self.words = (self.count + 63) // 64
         self.all_mask = (1 << self.count) - 1
@@ -62,8 +63,9 @@ class PortAtoms:
         return PortSet(by_proto)
 
     def to_words(self, mask: int) -> Words:
-        return np.array([(mask >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for w in range(self.words)],
-                        dtype=np.uint64)
+        return np.array(
+            [(mask >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for w in range(self.words)], dtype=np.uint64
+        )
 
     def from_words(self, words: Words) -> int:
         m = 0

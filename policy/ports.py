@@ -8,24 +8,21 @@ intersection and difference return new sets; nothing mutates.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from enum import Enum
-
-MIN_PORT = 1
-MAX_PORT = 65535
+from enum import StrEnum
 
 from policy.intervals import Interval as Range
 from policy.intervals import intersect, normalise, subtract
 
+MIN_PORT = 1
+MAX_PORT = 65535
 
-class Protocol(str, Enum):
+
+class Protocol(StrEnum):
     """`protocol represents the protocol (TCP, UDP, or SCTP) which traffic must match.`"""
 
     TCP = "TCP"
     UDP = "UDP"
     SCTP = "SCTP"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class PortSet:

@@ -135,8 +135,7 @@ class PolicyCompiler:
             if port.port is None:
                 fixed |= self.atoms.mask_range(port.protocol, MIN_PORT, MAX_PORT)
             elif isinstance(port.port, int):
-                fixed |= self.atoms.mask_range(port.protocol, port.port,
-                                               port.end_port or port.port)
+                fixed |= self.atoms.mask_range(port.protocol, port.port, port.end_port or port.port)
             else:
                 named.append((port.protocol, port.port))
         self._next_id += 1
@@ -152,29 +151,38 @@ class PolicyCompiler:
             return out
         # podSelector alone: pods of the policy's namespace. namespaceSelector alone: every pod
         # of the selected namespaces. Both: the pods matching podSelector in those namespaces.
-        out[:n_pods] = self._pods_matching(peer.pod_selector, peer.namespace_selector,
-                                           policy.namespace)
+        out[:n_pods] = self._pods_matching(
+            peer.pod_selector, peer.namespace_selector, policy.namespace
+        )
         return out
 
-    def _pods_matching(self, pod_sel: LabelSelector | None, ns_sel: LabelSelector | None,
-                       own_namespace: str) -> BoolArray:
-        key = (pod_sel.key() if pod_sel else None, ns_sel.key() if ns_sel else None,
-               own_namespace if ns_sel is None else None)
+    def _pods_matching(
+        self, pod_sel: LabelSelector | None, ns_sel: LabelSelector | None, own_namespace: str
+    ) -> BoolArray:
+        key = (
+            pod_sel.key() if pod_sel else None,
+            ns_sel.key() if ns_sel else None,
+            own_namespace if ns_sel is None else None,
+        )
         cached = self._cache.get(key)
         if cached is not None:
             return cached
         if ns_sel is None:
             namespaces = {own_namespace}
         else:
-            namespaces = {ns for ns, labels in self.cluster.namespaces.items()
-                          if ns_sel.matches(labels)}
+            namespaces = {
+                ns for ns, labels in self.cluster.namespaces.items() if ns_sel.matches(labels)
+            }
         group_ok = np.array(
-            [ns in namespaces and (pod_sel is None or pod_sel.matches(dict(labels)))
-             for ns, labels in self._groups],
+            [
+                ns in namespaces and (pod_sel is None or pod_sel.matches(dict(labels)))
+                for ns, labels in self._groups
+            ],
             dtype=bool,
         )
-        result = (group_ok[self._group_of] if len(self._group_of) else
-                  np.zeros(0, dtype=bool)) & self._selectable
+        result: BoolArray = (
+            group_ok[self._group_of] if len(self._group_of) else np.zeros(0, dtype=bool)
+        ) & self._selectable
         self._cache[key] = result
         return result
 

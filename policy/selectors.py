@@ -8,12 +8,12 @@ stands, so that decision is the engine's, not this module's.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Operator(str, Enum):
+class Operator(StrEnum):
     """`operator represents a key's relationship to a set of values.`"""
 
     IN = "In"
@@ -59,11 +59,15 @@ class LabelSelector(BaseModel):
     def is_empty(self) -> bool:
         return not self.match_labels and not self.match_expressions
 
-    def key(self) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, tuple[str, ...]], ...]]:
+    def key(
+        self,
+    ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, tuple[str, ...]], ...]]:
         """A hashable identity, for caching match results of equal selectors."""
         return (
             tuple(sorted(self.match_labels.items())),
-            tuple(sorted((r.key, r.operator, tuple(sorted(r.values))) for r in self.match_expressions)),
+            tuple(
+                sorted((r.key, r.operator, tuple(sorted(r.values))) for r in self.match_expressions)
+            ),
         )
 
     def __str__(self) -> str:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from policy.addresses import parse_cidr
 from policy.models import (
     Container,
-    LabelSelector,
     NetworkPolicy,
     NetworkPolicyPeer,
     NetworkPolicyPort,
@@ -23,7 +22,7 @@ from policy.models import (
     PodSpec,
 )
 from policy.ports import MAX_PORT, MIN_PORT, Protocol
-from policy.selectors import Operator
+from policy.selectors import LabelSelector, Operator
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +32,9 @@ class FieldError:
 
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _SVC_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -44,7 +45,10 @@ def dns1123_label(value: str) -> str | None:
     if len(value) > 63:
         return "must be no more than 63 characters"
     if not _DNS1123_LABEL.match(value):
-        return "must be a lowercase RFC 1123 label (a-z, 0-9 and '-', starting and ending alphanumeric)"
+        return (
+            "must be a lowercase RFC 1123 label "
+            "(a-z, 0-9 and '-', starting and ending alphanumeric)"
+        )
     return None
 
 
@@ -52,7 +56,10 @@ def dns1123_subdomain(value: str) -> str | None:
     if len(value) > 253:
         return "must be no more than 253 characters"
     if not _DNS1123_SUBDOMAIN.match(value):
-        return "must be a lowercase RFC 1123 subdomain (a-z, 0-9, '-' and '.', starting and ending alphanumeric)"
+        return (
+            "must be a lowercase RFC 1123 subdomain "
+            "(a-z, 0-9, '-' and '.', starting and ending alphanumeric)"
+        )
     return None
 
 
@@ -69,7 +76,10 @@ def qualified_name(value: str) -> str | None:
     if len(name) > 63:
         return "name part must be no more than 63 characters"
     if not _QUALIFIED_NAME.match(name):
-        return "name part must consist of alphanumerics, '-', '_' or '.', starting and ending alphanumeric"
+        return (
+            "name part must consist of alphanumerics, '-', '_' or '.', "
+            "starting and ending alphanumeric"
+        )
     return None
 
 
@@ -118,14 +128,25 @@ def validate_selector(sel: LabelSelector, path: str) -> list[FieldError]:
             errs.append(FieldError(f"{rpath}.key", f"invalid key {req.key!r}: {msg}"))
         ops = [o.value for o in Operator]
         if req.operator not in ops:
-            errs.append(FieldError(f"{rpath}.operator", f"unsupported operator {req.operator!r}; "
-                                   f"supported: {', '.join(ops)}"))
+            errs.append(
+                FieldError(
+                    f"{rpath}.operator",
+                    f"unsupported operator {req.operator!r}; supported: {', '.join(ops)}",
+                )
+            )
         elif req.operator in (Operator.IN, Operator.NOT_IN) and not req.values:
-            errs.append(FieldError(f"{rpath}.values",
-                                   "must be specified when `operator` is 'In' or 'NotIn'"))
+            errs.append(
+                FieldError(
+                    f"{rpath}.values", "must be specified when `operator` is 'In' or 'NotIn'"
+                )
+            )
         elif req.operator in (Operator.EXISTS, Operator.DOES_NOT_EXIST) and req.values:
-            errs.append(FieldError(f"{rpath}.values",
-                                   "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+            errs.append(
+                FieldError(
+                    f"{rpath}.values",
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                )
+            )
         for j, v in enumerate(req.values):
             if msg := label_value(v):
                 errs.append(FieldError(f"{rpath}.values[{j}]", f"invalid value {v!r}: {msg}"))
@@ -146,24 +167,36 @@ def validate_meta(name: str, namespace: str | None, path: str = "metadata") -> l
 def validate_policy_port(port: NetworkPolicyPort, path: str) -> list[FieldError]:
     errs = []
     if port.protocol is not None and port.protocol not in _PROTOCOLS:
-        errs.append(FieldError(f"{path}.protocol", f"unsupported protocol {port.protocol!r}; "
-                               f"supported: {', '.join(_PROTOCOLS)}"))
+        errs.append(
+            FieldError(
+                f"{path}.protocol",
+                f"unsupported protocol {port.protocol!r}; supported: {', '.join(_PROTOCOLS)}",
+            )
+        )
     if isinstance(port.port, int):
         if msg := port_number(port.port):
             errs.append(FieldError(f"{path}.port", f"{port.port}: {msg}"))
         if port.end_port is not None:
             if port.end_port < port.port:
-                errs.append(FieldError(f"{path}.endPort",
-                                       f"{port.end_port}: must be greater than or equal to `port`"))
+                errs.append(
+                    FieldError(
+                        f"{path}.endPort",
+                        f"{port.end_port}: must be greater than or equal to `port`",
+                    )
+                )
             if msg := port_number(port.end_port):
                 errs.append(FieldError(f"{path}.endPort", f"{port.end_port}: {msg}"))
     elif isinstance(port.port, str):
         if port.end_port is not None:
-            errs.append(FieldError(f"{path}.endPort", "may not be specified when `port` is non-numeric"))
+            errs.append(
+                FieldError(f"{path}.endPort", "may not be specified when `port` is non-numeric")
+            )
         if msg := port_name(port.port):
             errs.append(FieldError(f"{path}.port", f"invalid port name {port.port!r}: {msg}"))
     elif port.end_port is not None:
-        errs.append(FieldError(f"{path}.endPort", "may not be specified when `port` is not specified"))
+        errs.append(
+            FieldError(f"{path}.endPort", "may not be specified when `port` is not specified")
+        )
     return errs
 
 
@@ -202,8 +235,11 @@ def _validate_ip_block(cidr: str, excepts: tuple[str, ...], path: str) -> list[F
             errs.append(FieldError(epath, f"{text!r}: not a valid CIDR"))
             continue
         # Upstream: cidrIPNet.Contains(exceptIP) && cidrMaskLen < exceptMaskLen
-        if (exc.version != net.version or exc.network_address not in net
-                or exc.prefixlen <= net.prefixlen):
+        if (
+            exc.version != net.version
+            or exc.network_address not in net
+            or exc.prefixlen <= net.prefixlen
+        ):
             errs.append(FieldError(epath, f"{text!r}: must be a strict subset of `cidr` {cidr!r}"))
     return errs
 
@@ -230,15 +266,20 @@ def validate_network_policy(np: NetworkPolicy) -> list[FieldError]:
             errs.append(FieldError("spec.policyTypes", "may not specify more than two policyTypes"))
         for i, t in enumerate(spec.policy_types):
             if t not in ("Ingress", "Egress"):
-                errs.append(FieldError(f"spec.policyTypes[{i}]",
-                                       f"unsupported value {t!r}; supported: Ingress, Egress"))
+                errs.append(
+                    FieldError(
+                        f"spec.policyTypes[{i}]",
+                        f"unsupported value {t!r}; supported: Ingress, Egress",
+                    )
+                )
         if len(set(spec.policy_types)) != len(spec.policy_types):
             errs.append(FieldError("spec.policyTypes", "duplicate value"))
     return errs
 
 
-def _validate_containers(containers: tuple[Container, ...], path: str,
-                         seen: set[str]) -> list[FieldError]:
+def _validate_containers(
+    containers: tuple[Container, ...], path: str, seen: set[str]
+) -> list[FieldError]:
     errs = []
     for i, c in enumerate(containers):
         for j, p in enumerate(c.ports):
@@ -246,22 +287,31 @@ def _validate_containers(containers: tuple[Container, ...], path: str,
             if msg := port_number(p.container_port):
                 errs.append(FieldError(f"{ppath}.containerPort", f"{p.container_port}: {msg}"))
             if p.protocol is not None and p.protocol not in _PROTOCOLS:
-                errs.append(FieldError(f"{ppath}.protocol", f"unsupported protocol {p.protocol!r}; "
-                                       f"supported: {', '.join(_PROTOCOLS)}"))
+                errs.append(
+                    FieldError(
+                        f"{ppath}.protocol",
+                        f"unsupported protocol {p.protocol!r}; supported: {', '.join(_PROTOCOLS)}",
+                    )
+                )
             if p.name is not None:
                 if msg := port_name(p.name):
                     errs.append(FieldError(f"{ppath}.name", f"invalid port name {p.name!r}: {msg}"))
                 elif p.name in seen:
-                    errs.append(FieldError(f"{ppath}.name",
-                                           f"duplicate port name {p.name!r}: must be unique within the pod"))
+                    errs.append(
+                        FieldError(
+                            f"{ppath}.name",
+                            f"duplicate port name {p.name!r}: must be unique within the pod",
+                        )
+                    )
                 seen.add(p.name)
     return errs
 
 
 def validate_pod_spec(spec: PodSpec, path: str) -> list[FieldError]:
     seen: set[str] = set()
-    return (_validate_containers(spec.containers, f"{path}.containers", seen)
-            + _validate_containers(spec.init_containers, f"{path}.initContainers", seen))
+    return _validate_containers(spec.containers, f"{path}.containers", seen) + _validate_containers(
+        spec.init_containers, f"{path}.initContainers", seen
+    )
 
 
 def validate_pod(pod: Pod) -> list[FieldError]:
@@ -269,8 +319,9 @@ def validate_pod(pod: Pod) -> list[FieldError]:
     errs += validate_labels(pod.metadata.labels, "metadata.labels")
     errs += validate_pod_spec(pod.spec, "spec")
     st = pod.status
-    ips = [("status.podIP", st.pod_ip)] + [(f"status.podIPs[{i}].ip", p.ip)
-                                            for i, p in enumerate(st.pod_ips)]
+    ips = [("status.podIP", st.pod_ip)] + [
+        (f"status.podIPs[{i}].ip", p.ip) for i, p in enumerate(st.pod_ips)
+    ]
     if st.host_ip:
         ips.append(("status.hostIP", st.host_ip))
     for path, ip in ips:

@@ -47,7 +47,8 @@ INVALID_POLICIES = [
     ("bad-protocol", "  podSelector: {}\n  ingress:\n  - ports:\n    - protocol: ICMP\n",
      10, "spec.ingress[0].ports[0].protocol", "unsupported protocol"),
     ("bad-cidr", "  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock:\n"
-     "        cidr: 10.0.0.300/8\n", 11, "spec.ingress[0].from[0].ipBlock.cidr", "not a valid CIDR"),
+     "        cidr: 10.0.0.300/8\n", 11, "spec.ingress[0].from[0].ipBlock.cidr",
+     "not a valid CIDR"),
     ("except-outside-cidr", "  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock:\n"
      "        cidr: 10.0.0.0/8\n        except: [11.0.0.0/16]\n", 12,
      "spec.ingress[0].from[0].ipBlock.except[0]", "strict subset"),

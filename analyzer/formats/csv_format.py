@@ -24,7 +24,7 @@ def matrix_csv(view: MatrixView) -> str:
 def probe_csv(view: ProbeView) -> str:
     rows = [["source", "destination", "port", "protocol", "allowed"]]
     for probe, matrix in view.probes:
-        for s, row in zip(view.labels, matrix):
-            for d, v in zip(view.labels, row):
+        for s, row in zip(view.labels, matrix, strict=True):
+            for d, v in zip(view.labels, row, strict=True):
                 rows.append([s, d, str(probe.port), probe.protocol.value, str(v).lower()])
     return _write(rows)

@@ -16,7 +16,7 @@ def _nodes(labels: tuple[str, ...], kinds: tuple[str, ...]) -> list[str]:
     lines = []
     by_ns: dict[str, list[str]] = {}
     externals = []
-    for label, kind in zip(labels, kinds):
+    for label, kind in zip(labels, kinds, strict=True):
         if kind == "external":
             externals.append(label)
         else:
@@ -44,8 +44,8 @@ def probe_dot(view: ProbeView) -> str:
     lines = ["digraph kubefence {", "  rankdir=LR;", "  node [shape=ellipse];"]
     lines += _nodes(view.labels, tuple("pod" for _ in view.labels))
     for probe, matrix in view.probes:
-        for src, row in zip(view.labels, matrix):
-            for dst, v in zip(view.labels, row):
+        for src, row in zip(view.labels, matrix, strict=True):
+            for dst, v in zip(view.labels, row, strict=True):
                 if v:
                     lines.append(f"  {_q(src)} -> {_q(dst)} [label={_q(str(probe))}];")
     lines.append("}")

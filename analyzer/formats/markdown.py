@@ -13,15 +13,20 @@ def _escape(text: str) -> str:
 def _table(labels: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     head = "| from \\ to | " + " | ".join(f"`{_escape(x)}`" for x in labels) + " |"
     rule = "|---|" + "---|" * len(labels)
-    body = [f"| `{_escape(src)}` | " + " | ".join(_escape(c) for c in row) + " |"
-            for src, row in zip(labels, rows)]
+    body = [
+        f"| `{_escape(src)}` | " + " | ".join(_escape(c) for c in row) + " |"
+        for src, row in zip(labels, rows, strict=True)
+    ]
     return [head, rule, *body]
 
 
 def matrix_markdown(view: MatrixView) -> str:
     rows = [[cell_text(c) for c in row] for row in view.cells]
-    lines = ["**Allowed connections** (row → column; `-` none, `n/a` not governed)", "",
-             *_table(view.labels, rows)]
+    lines = [
+        "**Allowed connections** (row → column; `-` none, `n/a` not governed)",
+        "",
+        *_table(view.labels, rows),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -17,8 +17,14 @@ NO = "✗"
 
 def _render(table: Table, color: bool) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=100_000, color_system="standard" if color else None,
-                      force_terminal=color, legacy_windows=False, highlight=False)
+    console = Console(
+        file=buf,
+        width=100_000,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        legacy_windows=False,
+        highlight=False,
+    )
     console.print(table, crop=False)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
@@ -33,7 +39,7 @@ def matrix_table(view: MatrixView, color: bool = False) -> str:
     t = _table("Allowed connections (ports open from row to column; - none, n/a not governed)")
     for label in view.labels:
         t.add_column(label, no_wrap=True)
-    for label, row in zip(view.labels, view.cells):
+    for label, row in zip(view.labels, view.cells, strict=True):
         cells = []
         for ports in row:
             text = cell_text(ports)
@@ -49,7 +55,7 @@ def probe_tables(view: ProbeView, color: bool = False) -> str:
         t = _table(f"Probe {probe} ({YES} allowed, {NO} denied)")
         for label in view.labels:
             t.add_column(label, justify="center", no_wrap=True)
-        for label, row in zip(view.labels, rows):
+        for label, row in zip(view.labels, rows, strict=True):
             if color:
                 t.add_row(label, *(f"[green]{YES}[/]" if v else f"[red]{NO}[/]" for v in row))
             else:

@@ -15,16 +15,17 @@ def _where(policy: Policy, line: int | None = None) -> str:
     return f" ({loc.file}:{line or loc.line})" if (line or loc.line) else f" ({loc.file})"
 
 
-def _side(side: SideExplanation, me: str, peer: str, wanted: str,
-          probe_ok: bool) -> list[str]:
+def _side(side: SideExplanation, me: str, peer: str, wanted: str, probe_ok: bool) -> list[str]:
     what = "egress of" if side.direction is Direction.EGRESS else "ingress of"
     head = f"  {what} {me}: "
     if not side.governed:
         return [head + "outside the cluster; no policy governs it"]
     if not side.isolated:
         kind = side.direction.value
-        return [head + f"not isolated (no policy with policyTypes {kind} selects it): "
-                "everything allowed"]
+        return [
+            head + f"not isolated (no policy with policyTypes {kind} selects it): "
+            "everything allowed"
+        ]
     names = ", ".join(f"{p.key}{_where(p)}" for p in side.isolating)
     lines = [head + f"isolated by {names}"]
     if not side.matches:
@@ -32,8 +33,10 @@ def _side(side: SideExplanation, me: str, peer: str, wanted: str,
         return lines
     for m in side.matches:
         rule = f"{m.rule.direction.value.lower()}[{m.rule.index}]"
-        lines.append(f"    {'✓' if probe_ok else '·'} {m.policy.key} {rule}"
-                     f"{_where(m.policy, m.rule.line)} allows {_ports(m.ports)}")
+        lines.append(
+            f"    {'✓' if probe_ok else '·'} {m.policy.key} {rule}"
+            f"{_where(m.policy, m.rule.line)} allows {_ports(m.ports)}"
+        )
     if not probe_ok:
         lines.append(f"    ✗ none of them allows {wanted}")
     return lines
@@ -50,8 +53,10 @@ def can_text(answer: CanAnswer) -> str:
         ports = f"on {_ports(why.allowed)}" if why.allowed else "on every port"
         head = f"{verdict}: {answer.source} -> {answer.destination} {ports}"
     lines = [head, ""]
-    for side, me, peer in ((why.egress, answer.source, answer.destination),
-                           (why.ingress, answer.destination, answer.source)):
+    for side, me, peer in (
+        (why.egress, answer.source, answer.destination),
+        (why.ingress, answer.destination, answer.source),
+    ):
         lines += _side(side, me, peer, wanted, _side_ok(side.allowed, answer))
     if not answer.allowed and why.egress.allowed and why.ingress.allowed:
         lines.append("  both ends allow some ports, but not the same ones")
