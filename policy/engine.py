@@ -110,9 +110,7 @@ class Analysis:
             return out
         out[rule.peers] = self.atoms.to_words(rule.fixed)
         if rule.named:
-            out |= self._named_words(rule.named) & rule.peers[:, None].astype(np.uint64) * (
-                np.uint64(0xFFFFFFFFFFFFFFFF)
-            )
+            out[rule.peers] |= self._named_words(rule.named)[rule.peers]
         return out
 
     def _named_words(self, named: tuple[tuple[Protocol, str], ...]) -> Words:

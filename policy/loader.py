@@ -71,9 +71,10 @@ def load_texts(sources: list[tuple[str, str, bool]], keep_going: bool = False) -
             continue
         for doc in docs:
             state.add(doc)
+    pods = state.unique_pods()
     if state.errors and not keep_going:
         raise InputError(state.errors)
-    return state.finish()
+    return state.finish(pods)
 
 
 @dataclass
@@ -253,8 +254,27 @@ class _LoadState:
         self.seen[obj] = Location(doc.file, doc.line)
         return True
 
-    def finish(self) -> ClusterState:
-        pods = list(self.pods) + self._standing_workloads()
+    def unique_pods(self) -> list[PodInfo]:
+        """Pods and standing workloads; a workload named like another pod or workload is an
+        error, since both would be `namespace/name` in every answer."""
+        out: list[PodInfo] = []
+        seen: dict[str, PodInfo] = {}
+        for pod in self.pods + self._standing_workloads():
+            first = seen.get(pod.key)
+            if first is None:
+                seen[pod.key] = pod
+                out.append(pod)
+                continue
+            loc = pod.location
+            self.errors.append(Problem(
+                Location(loc.file, loc.line, loc.obj),
+                f"{first.location.obj} ({first.location.file}:{first.location.line}) has the "
+                f"same namespace/name; kubefence names pods and workloads by namespace/name, "
+                "so rename one",
+            ))
+        return out
+
+    def finish(self, pods: list[PodInfo]) -> ClusterState:
         namespaces = dict(self.namespaces)
         for ns in sorted({p.namespace for p in pods} | {p.namespace for p in self.policies}):
             if ns not in namespaces:

@@ -308,3 +308,13 @@ spec:
   - {name: init, ports: [{name: once, containerPort: 9}]}
 """
     assert [p.name for p in _load(text).pods[0].ports] == ["proxy"]
+
+
+def test_workload_named_like_a_pod_is_an_error() -> None:
+    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: x}\n---\n"
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web, namespace: x}\n"
+            "spec: {template: {metadata: {labels: {app: web}}}}\n")
+    errors = _errors(text)
+    assert errors == ["in.yaml:5: StatefulSet x/web: Pod x/web (in.yaml:1) has the same "
+                      "namespace/name; kubefence names pods and workloads by namespace/name, "
+                      "so rename one"]
