@@ -55,6 +55,7 @@ class Analysis:
         self.atoms = PortAtoms(rule_port_ranges(cluster))
         self.policies = PolicyCompiler(cluster, self.endpoints, self.atoms).compile()
         self._index = {self.endpoints.key(j): j for j in range(self.endpoints.count)}
+        self._named_cache: dict[tuple[tuple[Protocol, str], ...], Words] = {}
         self.ingress = self._side(Direction.INGRESS)
         self.egress = self._side(Direction.EGRESS)
 
@@ -114,8 +115,8 @@ class Analysis:
         return out
 
     def _named_words(self, named: tuple[tuple[Protocol, str], ...]) -> Words:
-        cache = self.__dict__.setdefault("_named_cache", {})
-        hit: Words | None = cache.get(named)
+        cache = self._named_cache
+        hit = cache.get(named)
         if hit is None:
             ep = self.endpoints
             hit = np.zeros((ep.count, self.atoms.words), dtype=np.uint64)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from policy.addresses import Family
 from policy.cluster import ClusterState, Direction, Peer, PodInfo, Policy, Rule
 from policy.externals import External, external_peers
 from policy.portatoms import PortAtoms
@@ -105,7 +106,14 @@ class PolicyCompiler:
         self._groups = list(groups)
         self._group_of = np.array(index, dtype=np.int64)
         self._selectable = np.array([not p.host_network for p in endpoints.pods], dtype=bool)
-        self._addresses = [p.address for p in endpoints.pods]
+        # Pod addresses for ipBlock matching: IPv4 as a vector, the (rarer) IPv6 as a list.
+        self._v4 = np.array(
+            [int(p.address) if p.address is not None and p.address.version == 4 else -1
+             for p in endpoints.pods],
+            dtype=np.int64,
+        )
+        self._v6 = [(j, int(p.address)) for j, p in enumerate(endpoints.pods)
+                    if p.address is not None and p.address.version == 6]
         self._cache: dict[object, BoolArray] = {}
         self._next_id = 0
 
@@ -146,7 +154,11 @@ class PolicyCompiler:
         out = np.zeros(self.endpoints.count, dtype=bool)
         if peer.ip_block is not None:
             block = peer.ip_block.addresses
-            out[:n_pods] = [a is not None and block.contains(a) for a in self._addresses]
+            for lo, hi in block.intervals(Family.IPV4):
+                out[:n_pods] |= (self._v4 >= lo) & (self._v4 <= hi)
+            v6 = block.intervals(Family.IPV6)
+            for j, n in self._v6:
+                out[j] = any(lo <= n <= hi for lo, hi in v6)
             out[n_pods:] = [e.addresses.issubset(block) for e in self.endpoints.externals]
             return out
         # podSelector alone: pods of the policy's namespace. namespaceSelector alone: every pod
