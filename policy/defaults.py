@@ -106,7 +106,7 @@ def build_policy(
                 line=rule_lines.get((direction, index)),
             )
         )
-    if spec.policy_types is not None:
+    if spec.policy_types:  # upstream defaults when len(policyTypes) == 0, not only when absent
         types = frozenset(Direction(t) for t in spec.policy_types)
     else:
         types = frozenset({Direction.INGRESS} | ({Direction.EGRESS} if spec.egress else set()))

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from policy.errors import InputError, Location, Problem
+from policy.yaml_data import FastLoader
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -33,7 +34,7 @@ class Document:
 
     data: Any
     file: str
-    start: int  # 1-based line of the object (for JSON, of its source until a line is asked)
+    start: int | None  # 1-based line of the object; None for JSON until a line is asked
     node: yaml.Node | None = None
     resolve: Callable[[], yaml.Node | None] | None = field(default=None, repr=False)
 
@@ -43,12 +44,14 @@ class Document:
         return self.node
 
     @property
-    def line(self) -> int:
-        node = self._node()
+    def line(self) -> int | None:
+        """The object's line. Cheap: for JSON it stays unknown unless a field was located."""
+        node = self.node
         return node.start_mark.line + 1 if node is not None else self.start
 
-    def line_of(self, path: str) -> int:
-        """The line of a field path (`spec.ingress[0].from[1]`), or of its deepest parent."""
+    def line_of(self, path: str) -> int | None:
+        """The line of a field path (`spec.ingress[0].from[1]`), or of its deepest parent.
+        For JSON this composes the text as YAML once: only done when there is a problem."""
         node = self._node()
         if node is None:
             return self.start
@@ -113,8 +116,9 @@ def read_source(name: str) -> str:
         raise InputError([Problem(Location(display_name(name)), f"cannot read: {exc}")]) from exc
 
 
-def parse_documents(text: str, name: str) -> list[Document]:
-    """Every non-empty object of a source, `kind: List` expanded. Raises InputError."""
+def parse_documents(text: str, name: str) -> Iterator[Document]:
+    """Every non-empty object of a source, `kind: List` expanded, one at a time so that each
+    document's node tree can be dropped once it has been read. Raises InputError."""
     file = display_name(name)
     stripped = text.lstrip()
     if name.endswith(".json") or stripped.startswith(("{", "[")):
@@ -128,14 +132,14 @@ def parse_documents(text: str, name: str) -> list[Document]:
             # Not JSON after all (a YAML flow mapping, say): read it as YAML below.
         else:
             root = _LazyRoot(text)
-            return _objects(data, file, 1, lambda path: root.find(path), [])
-    docs: list[Document] = []
-    loader = _Loader(text)
+            yield from _objects(data, file, None, root.find, [])
+            return
+    loader = FastLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
-            data = loader.construct_document(node)
-            docs.extend(_objects(data, file, node.start_mark.line + 1, None, [], node))
+            data = loader.build(node)
+            yield from _objects(data, file, node.start_mark.line + 1, None, [], node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -143,7 +147,6 @@ def parse_documents(text: str, name: str) -> list[Document]:
         raise InputError([Problem(Location(file, line), f"invalid YAML: {problem}")]) from exc
     finally:
         loader.dispose()
-    return docs
 
 
 class _LazyRoot:
@@ -172,7 +175,7 @@ Finder = Callable[[list[PathPart]], yaml.Node | None]
 def _objects(
     data: Any,
     file: str,
-    line: int,
+    line: int | None,
     finder: Finder | None,
     path: list[PathPart],
     node: yaml.Node | None = None,
@@ -201,7 +204,7 @@ def _objects(
 def _document(
     data: Any,
     file: str,
-    line: int,
+    line: int | None,
     finder: Finder | None,
     path: list[PathPart],
     node: yaml.Node | None,

@@ -158,8 +158,8 @@ class Analysis:
     def block(self, sources: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
         """(len(sources) x endpoint x word): cells for a block of source rows at once."""
         eg = self.egress.arrays[self.egress.profile_of[sources]]  # src x dst x w
-        ing = self.ingress.arrays[self.ingress.profile_of]  # dst x peer x w
-        out: npt.NDArray[np.uint64] = eg & ing[:, sources].transpose(1, 0, 2)
+        ing = self.ingress.arrays[:, sources][self.ingress.profile_of]  # dst x src x w
+        out: npt.NDArray[np.uint64] = eg & ing.transpose(1, 0, 2)
         return out
 
     def probe(self, protocol: Protocol, port: int) -> BoolArray:

@@ -103,8 +103,12 @@ class PolicyCompiler:
         for pod in endpoints.pods:
             key = (pod.namespace, tuple(sorted(pod.labels.items())))
             index.append(groups.setdefault(key, len(groups)))
-        self._groups = list(groups)
         self._group_of = np.array(index, dtype=np.int64)
+        self._group_count = len(groups)
+        # Label groups by namespace, so a selector only looks at the namespaces it can match.
+        self._groups_in: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        for (ns, labels), g in groups.items():
+            self._groups_in.setdefault(ns, []).append((g, dict(labels)))
         self._selectable = np.array([not p.host_network for p in endpoints.pods], dtype=bool)
         # Pod addresses for ipBlock matching: IPv4 as a vector, the (rarer) IPv6 as a list.
         self._v4 = np.array(
@@ -185,13 +189,10 @@ class PolicyCompiler:
             namespaces = {
                 ns for ns, labels in self.cluster.namespaces.items() if ns_sel.matches(labels)
             }
-        group_ok = np.array(
-            [
-                ns in namespaces and (pod_sel is None or pod_sel.matches(dict(labels)))
-                for ns, labels in self._groups
-            ],
-            dtype=bool,
-        )
+        group_ok = np.zeros(self._group_count, dtype=bool)
+        for ns in namespaces:
+            for g, labels in self._groups_in.get(ns, ()):
+                group_ok[g] = pod_sel is None or pod_sel.matches(labels)
         result: BoolArray = (
             group_ok[self._group_of] if len(self._group_of) else np.zeros(0, dtype=bool)
         ) & self._selectable
