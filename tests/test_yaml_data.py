@@ -12,9 +12,13 @@ from hypothesis import strategies as st
 from policy.yaml_data import FastLoader
 
 CORNERS = {
-    "plain-manifest": "kind: Pod\nmetadata: {name: a, labels: {app: web}}\nspec:\n  ports: [80, 443]\n",
+    "plain-manifest": (
+        "kind: Pod\nmetadata: {name: a, labels: {app: web}}\nspec:\n  ports: [80, 443]\n"
+    ),
     "yaml11-booleans-and-nulls": "a: yes\nb: off\nc: ~\nd: null\ne: True\nf: ''\n",
-    "numbers": "a: 0755\nb: 010\nc: 0\nd: -5\ne: +7\nf: 1_000\ng: 0x1F\nh: 1.5\ni: .inf\nj: 190:20:30\n",
+    "numbers": (
+        "a: 0755\nb: 010\nc: 0\nd: -5\ne: +7\nf: 1_000\ng: 0x1F\nh: 1.5\ni: .inf\nj: 190:20:30\n"
+    ),
     "quoted-numbers-stay-strings": "a: '80'\nb: \"0755\"\n",
     "anchors-and-merge-keys": "base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\nlist: [*b, *b]\n",
     "explicit-tags": "a: !!str 80\nb: !!int '12'\nc: !!float 1\n",
