@@ -22,6 +22,7 @@ from analyzer.matrix import (
     probe_document,
 )
 from analyzer.queries import can, reach, who_can_reach
+from policy.addresses import Family
 from policy.cluster import ClusterState
 from policy.engine import Analysis
 from policy.errors import InputError, KubefenceError, UsageError
@@ -66,6 +67,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
             help="report unreadable objects as warnings and analyse the rest",
         )
         sp.add_argument("-q", "--quiet", action="store_true", help="no warnings or notes")
+        sp.add_argument("--family", type=int, choices=(4, 6),
+                        help="dual-stack clusters: match pods on their IPv4 or IPv6 address "
+                             "(default: each pod's primary address)")
 
     m = sub.add_parser(
         "matrix",
@@ -173,7 +177,8 @@ def main(
     except SystemExit as exc:  # argparse has printed the usage error
         return int(exc.code or 0)
     try:
-        analysis = Analysis(_load(args, err))
+        family = Family(args.family) if args.family else None
+        analysis = Analysis(_load(args, err), family)
         if args.command == "matrix":
             return _matrix(args, analysis, out)
         if args.command == "can":

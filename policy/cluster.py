@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from policy.addresses import AddressSet, IPAddress
+from policy.addresses import AddressSet, Family, IPAddress
 from policy.errors import Location, Problem
 from policy.ports import Protocol
 from policy.selectors import LabelSelector
@@ -61,6 +61,16 @@ class PodInfo:
         if self.host_network:
             return self.host_ip or (self.ips[0] if self.ips else None)
         return self.ips[0] if self.ips else None
+
+    def address_in(self, family: Family | None) -> IPAddress | None:
+        """The address others see in one IP family (None: the primary address). A dual-stack
+        cluster is analysed one family at a time; a pod without an address in that family
+        is matched by selectors only."""
+        if family is None:
+            return self.address
+        if self.host_network:
+            return self.host_ip if self.host_ip and self.host_ip.version == family else None
+        return next((ip for ip in self.ips if ip.version == family), None)
 
     def resolve_named_port(self, name: str, protocol: Protocol) -> int | None:
         """`named port ... on a pod`: the container port with that name and protocol, if any."""

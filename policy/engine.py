@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from policy.addresses import Family
 from policy.cluster import ClusterState, Direction
 from policy.portatoms import PortAtoms, Words
 from policy.ports import PortSet, Protocol
@@ -49,11 +50,14 @@ class Side:
 class Analysis:
     """The allow answer for a whole cluster, computed once; cheap to query."""
 
-    def __init__(self, cluster: ClusterState) -> None:
+    def __init__(self, cluster: ClusterState, family: Family | None = None) -> None:
+        """`family` picks the address each pod is matched on by ipBlocks: None for its primary
+        address, or IPv4/IPv6 to analyse one family of a dual-stack cluster."""
         self.cluster = cluster
+        self.family = family
         self.endpoints: Endpoints = build_endpoints(cluster)
         self.atoms = PortAtoms(rule_port_ranges(cluster))
-        self.policies = PolicyCompiler(cluster, self.endpoints, self.atoms).compile()
+        self.policies = PolicyCompiler(cluster, self.endpoints, self.atoms, family).compile()
         self._index = {self.endpoints.key(j): j for j in range(self.endpoints.count)}
         self._named_cache: dict[tuple[tuple[Protocol, str], ...], Words] = {}
         self.ingress = self._side(Direction.INGRESS)

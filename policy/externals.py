@@ -48,10 +48,10 @@ def mentioned_networks(cluster: ClusterState) -> list[IPNetwork]:
 
 def external_peers(cluster: ClusterState) -> tuple[External, ...]:
     nets = mentioned_networks(cluster)
-    pod_addresses = AddressSet.empty()
-    for pod in cluster.pods:
-        if pod.address is not None:
-            pod_addresses = pod_addresses | AddressSet.from_address(pod.address)
+    pod_addresses = AddressSet(
+        [(int(a), int(a)) for a in _pod_addresses(cluster) if a.version == 4],
+        [(int(a), int(a)) for a in _pod_addresses(cluster) if a.version == 6],
+    )
     children: dict[IPNetwork, list[IPNetwork]] = {n: [] for n in nets}
     stack: list[IPNetwork] = []  # the chain of enclosing networks, sorted order makes it work
     for net in nets:
@@ -77,6 +77,16 @@ def external_peers(cluster: ClusterState) -> tuple[External, ...]:
     assert rep is not None  # a cluster cannot mention every address and own the rest
     out.append(External("", (), rest, rep, catch_all=True))
     return tuple(out)
+
+
+def _pod_addresses(cluster: ClusterState) -> list[IPAddress]:
+    """Every address a pod answers on, in any family: none of them is external."""
+    out: list[IPAddress] = []
+    for pod in cluster.pods:
+        out.extend(pod.ips)
+        if pod.host_network and pod.host_ip is not None:
+            out.append(pod.host_ip)
+    return out
 
 
 def _contains(outer: IPNetwork, inner: IPNetwork) -> bool:

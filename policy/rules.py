@@ -94,7 +94,8 @@ def named_mask(atoms: PortAtoms, pod: PodInfo, named: tuple[NamedPort, ...]) -> 
 class PolicyCompiler:
     """Compiles every policy of a cluster against its endpoints and port atoms."""
 
-    def __init__(self, cluster: ClusterState, endpoints: Endpoints, atoms: PortAtoms) -> None:
+    def __init__(self, cluster: ClusterState, endpoints: Endpoints, atoms: PortAtoms,
+                 family: Family | None = None) -> None:
         self.cluster = cluster
         self.endpoints = endpoints
         self.atoms = atoms
@@ -111,13 +112,11 @@ class PolicyCompiler:
             self._groups_in.setdefault(ns, []).append((g, dict(labels)))
         self._selectable = np.array([not p.host_network for p in endpoints.pods], dtype=bool)
         # Pod addresses for ipBlock matching: IPv4 as a vector, the (rarer) IPv6 as a list.
-        self._v4 = np.array(
-            [int(p.address) if p.address is not None and p.address.version == 4 else -1
-             for p in endpoints.pods],
-            dtype=np.int64,
-        )
-        self._v6 = [(j, int(p.address)) for j, p in enumerate(endpoints.pods)
-                    if p.address is not None and p.address.version == 6]
+        addresses = [p.address_in(family) for p in endpoints.pods]
+        self._v4 = np.array([int(a) if a is not None and a.version == 4 else -1
+                             for a in addresses], dtype=np.int64)
+        self._v6 = [(j, int(a)) for j, a in enumerate(addresses)
+                    if a is not None and a.version == 6]
         self._cache: dict[object, BoolArray] = {}
         self._next_id = 0
 

@@ -118,3 +118,27 @@ def test_kubectl_plugin_entry_point_names_itself() -> None:
 def test_no_command_is_a_usage_error() -> None:
     proc = run_process()
     assert proc.returncode == 2 and "usage:" in proc.stderr
+
+
+def test_family_flag_selects_the_address_family(tmp_path: Path) -> None:
+    f = tmp_path / "ds.yaml"
+    f.write_text("""\
+apiVersion: v1
+kind: Pod
+metadata: {name: c, namespace: x}
+status: {podIP: 10.0.0.7, podIPs: [{ip: 10.0.0.7}, {ip: "fd00::7"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: s, namespace: x, labels: {app: s}}
+status: {podIP: 10.0.0.9, podIPs: [{ip: 10.0.0.9}, {ip: "fd00::9"}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p, namespace: x}
+spec:
+  podSelector: {matchLabels: {app: s}}
+  ingress: [{from: [{ipBlock: {cidr: "fd00::/64"}}]}]
+""")
+    assert run("can", "x/c", "x/s", str(f), "--port", "80")[0] == 1
+    assert run("can", "x/c", "x/s", str(f), "--port", "80", "--family", "6")[0] == 0

@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.builders import allowed, analyze, namespace, netpol, pod
+from policy.addresses import Family
+from policy.engine import Analysis
+from policy.loader import load_texts
+from tests.builders import allowed, analyze, namespace, netpol, pod, to_yaml
 
 BASE = [
     namespace("x", ns="x"),
@@ -220,14 +223,26 @@ def test_ipv6_ipblock_matches_ipv6_pods_only() -> None:
     assert allowed(a, "fd00::100", "x/srv", 80)
 
 
-def test_dual_stack_pod_uses_primary_address() -> None:
-    objects = [
-        pod("x", "ds", {"app": "ds"}, [], "10.0.0.7", ips=["10.0.0.7", "fd00::7"]),
-        pod("x", "srv", {"app": "srv"}, [], "10.0.0.9"),
-        netpol("x", "p", {"podSelector": {"matchLabels": {"app": "srv"}},
-                          "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}]}),
-    ]
-    assert allowed(analyze(objects), "x/ds", "x/srv", 80)
+DUAL_STACK = [
+    pod("x", "ds", {"app": "ds"}, [], "10.0.0.7", ips=["10.0.0.7", "fd00::7"]),
+    pod("x", "v4", {"app": "v4"}, [], "10.0.0.8"),
+    pod("x", "srv", {"app": "srv"}, [], "10.0.0.9", ips=["10.0.0.9", "fd00::9"]),
+    netpol("x", "p", {"podSelector": {"matchLabels": {"app": "srv"}},
+                      "ingress": [{"from": [{"ipBlock": {"cidr": "fd00::/64"}}]}]}),
+]
+
+
+@pytest.mark.parametrize(("family", "src", "expected"), [
+    (None, "x/ds", False),  # primary address 10.0.0.7 is not in fd00::/64
+    (6, "x/ds", True),  # its IPv6 address is
+    (6, "x/v4", False),  # no IPv6 address: only selectors can match it
+    (4, "x/ds", False),
+], ids=["primary-family", "ipv6-family", "ipv6-family-single-stack-pod", "ipv4-family"])
+def test_dual_stack_is_analysed_one_family_at_a_time(family: int | None, src: str,
+                                                     expected: bool) -> None:
+    cluster = load_texts([("t.yaml", to_yaml(DUAL_STACK), False)])
+    analysis = Analysis(cluster, Family(family) if family else None)
+    assert allowed(analysis, src, "x/srv", 80) is expected
 
 
 def test_pods_without_ips_are_matched_by_selectors_not_ipblocks() -> None:
