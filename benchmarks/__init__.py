@@ -1,0 +1,1 @@
+"""Benchmarks: a realistic cluster generator and the analyzer benchmark driver."""
