@@ -318,3 +318,8 @@ def test_workload_named_like_a_pod_is_an_error() -> None:
     assert errors == ["in.yaml:5: StatefulSet x/web: Pod x/web (in.yaml:1) has the same "
                       "namespace/name; kubefence names pods and workloads by namespace/name, "
                       "so rename one"]
+
+
+def test_empty_policy_types_default_like_absent() -> None:
+    state = _load(POLICY_HEAD + "  podSelector: {}\n  policyTypes: []\n  egress:\n  - {}\n")
+    assert state.policies[0].policy_types == {Direction.INGRESS, Direction.EGRESS}
