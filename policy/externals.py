@@ -5,7 +5,8 @@ two CIDRs are either nested or disjoint. Each node, minus its children and minus
 addresses, is one external peer: every address in it is matched by exactly the same ipBlocks,
 so one row and column of the matrix stands for all of them, named `cidr` or
 `cidr except child, ...`. The addresses no ipBlock mentions form one more external peer, the
-catch-all `others`, last: matched only by rules whose peers are empty (all peers).
+catch-all `others`, last (when any address is left): matched only by rules whose peers are
+empty (all peers).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def external_peers(cluster: ClusterState) -> tuple[External, ...]:
     for net in nets:
         rest = rest - AddressSet.from_network(net)
     rep = rest.first_address()
-    assert rep is not None  # a cluster cannot mention every address and own the rest
-    out.append(External("", (), rest, rep, catch_all=True))
+    if rep is not None:  # nothing is left when the policies mention 0.0.0.0/0 and ::/0
+        out.append(External("", (), rest, rep, catch_all=True))
     return tuple(out)
 
 
