@@ -5,11 +5,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SYSTEM := $(VENV)/.system
 EXAMPLE := manifests/examples/shop
 
-.PHONY: setup demo test lint typecheck unit golden clean
+.PHONY: setup system demo test lint typecheck unit golden clean
 
 setup: $(STAMP)
+
+# apt packages (nftables, python3-nftables, iproute2) and the bindings linked into the venv:
+# needed by the enforcer and the lab, so by `make test`; not by `make demo`.
+system: $(SYSTEM)
+
+$(SYSTEM): $(STAMP) scripts/setup-system.sh
+	bash scripts/setup-system.sh $(VENV)
+	touch $@
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,14 +40,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(SYSTEM)
 	$(PY) -m pytest
 
 test: lint typecheck unit
 
 # Regenerate the golden output files after an intended change of output; review the diff.
 golden: $(STAMP)
-	$(PY) -m pytest tests/test_golden.py --update-golden
+	$(PY) -m pytest tests/test_golden.py tests/test_compile_golden.py --update-golden
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

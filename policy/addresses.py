@@ -71,6 +71,10 @@ class AddressSet:
         return cls([(lo, hi)]) if net.version == 4 else cls((), [(lo, hi)])
 
     @classmethod
+    def from_range(cls, family: Family, lo: int, hi: int) -> AddressSet:
+        return cls([(lo, hi)]) if family is Family.IPV4 else cls((), [(lo, hi)])
+
+    @classmethod
     def from_cidr(cls, text: str) -> AddressSet:
         return cls.from_network(parse_cidr(text)[0])
 

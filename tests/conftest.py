@@ -38,3 +38,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Privileged tests need root (namespaces, nftables). `make test` runs as root in CI; on a
+    machine without root they are skipped with the reason said, never silently."""
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root: network namespaces and nftables")
+    for item in items:
+        if "privileged" in item.keywords:
+            item.add_marker(skip)
