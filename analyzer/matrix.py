@@ -118,10 +118,15 @@ class ProbeView:
 
 
 def build_probe_view(analysis: Analysis, probes: Sequence[Probe]) -> ProbeView:
-    doc = probe_document(analysis, probes)
+    return probe_view_of(probe_document(analysis, probes))
+
+
+def probe_view_of(doc: dict[str, Any]) -> ProbeView:
+    """A probe-contract document (the analyzer's, or one observed in the lab) as a view."""
     labels = tuple(doc["pods"])
     out = []
-    for probe, entry in zip(probes, doc["probes"], strict=True):
+    for entry in doc["probes"]:
         m = entry["matrix"]
+        probe = Probe(entry["port"], Protocol(entry["protocol"]))
         out.append((probe, tuple(tuple(m[s][d] for d in labels) for s in labels)))
     return ProbeView(labels, tuple(out))

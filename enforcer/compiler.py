@@ -18,6 +18,12 @@ from enforcer.ruleset import Element, NodeRuleset, PodRules
 from policy.addresses import AddressSet, Family
 from policy.cluster import ClusterState, Direction, PodInfo
 from policy.engine import UNRESTRICTED, Analysis
+from policy.errors import KubefenceError
+from policy.portatoms import Words
+
+
+class CompileError(KubefenceError):
+    """A node's pods cannot be enforced as the policies say (e.g. two share an address)."""
 
 
 def local_pods(cluster: ClusterState, node: str) -> list[PodInfo]:
@@ -33,19 +39,33 @@ def analyses_for(cluster: ClusterState) -> dict[Family, Analysis]:
 def compile_node(cluster: ClusterState, node: str,
                  analyses: dict[Family, Analysis] | None = None) -> NodeRuleset:
     analyses = analyses if analyses is not None else analyses_for(cluster)
-    pods = []
-    for pod in sorted(local_pods(cluster, node), key=lambda p: p.key):
-        pods.append(PodRules(
+    pods = sorted(local_pods(cluster, node), key=lambda p: p.key)
+    _check_unique_addresses(pods)
+    cache: dict[tuple[Family, Direction, int], frozenset[Element]] = {}
+    rules = []
+    for pod in pods:
+        rules.append(PodRules(
             key=pod.key,
             addresses=pod.ips,
-            ingress=_direction(analyses, pod, Direction.INGRESS),
-            egress=_direction(analyses, pod, Direction.EGRESS),
+            ingress=_direction(analyses, pod, Direction.INGRESS, cache),
+            egress=_direction(analyses, pod, Direction.EGRESS, cache),
         ))
-    return NodeRuleset(node, tuple(pods))
+    return NodeRuleset(node, tuple(rules))
 
 
-def _direction(analyses: dict[Family, Analysis], pod: PodInfo,
-               direction: Direction) -> frozenset[Element] | None:
+def _check_unique_addresses(pods: list[PodInfo]) -> None:
+    owner: dict[object, str] = {}
+    for pod in pods:
+        for ip in pod.ips:
+            if ip in owner:
+                raise CompileError(f"pods {owner[ip]} and {pod.key} on the same node share the "
+                                   f"address {ip}; their rules cannot be told apart")
+            owner[ip] = pod.key
+
+
+def _direction(analyses: dict[Family, Analysis], pod: PodInfo, direction: Direction,
+               cache: dict[tuple[Family, Direction, int], frozenset[Element]],
+               ) -> frozenset[Element] | None:
     elements: set[Element] = set()
     isolated = False
     for family, analysis in analyses.items():
@@ -58,25 +78,34 @@ def _direction(analyses: dict[Family, Analysis], pod: PodInfo,
         if profile == UNRESTRICTED:
             continue
         isolated = True
-        elements |= _elements(analysis, family, side.arrays[profile])
+        key = (family, direction, profile)  # pods of one profile share their elements
+        if key not in cache:
+            cache[key] = frozenset(_elements(analysis, family, side.arrays[profile]))
+        elements |= cache[key]
     return frozenset(elements) if isolated else None
 
 
-def _elements(analysis: Analysis, family: Family, row: np.ndarray) -> set[Element]:
+def _elements(analysis: Analysis, family: Family, row: Words) -> set[Element]:
     """Group endpoints by allowed mask; addresses of one mask become disjoint intervals."""
     ep = analysis.endpoints
-    masks: dict[int, int] = defaultdict(int)  # pod address -> OR of masks (shared IPs)
-    for j, pod in enumerate(ep.pods):
-        addr = pod.address_in(family)
-        if addr is not None and row[j].any():
-            masks[int(addr)] |= analysis.atoms.from_words(row[j])
+    allowed = np.flatnonzero(row.any(axis=1))
+    if not len(allowed):
+        return set()
+    masks, group_of = np.unique(row[allowed], axis=0, return_inverse=True)
+    group_of = group_of.reshape(-1)
+    by_address: dict[int, int] = defaultdict(int)  # pod address -> OR of masks (shared IPs)
     groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for n, mask in masks.items():
+    for g, words in enumerate(masks):
+        mask = analysis.atoms.from_words(words)
+        for j in allowed[group_of == g].tolist():
+            if j < ep.n_pods:
+                addr = ep.pods[j].address_in(family)
+                if addr is not None:
+                    by_address[int(addr)] |= mask
+            else:
+                groups[mask].extend(ep.externals[j - ep.n_pods].addresses.intervals(family))
+    for n, mask in by_address.items():
         groups[mask].append((n, n))
-    for k, ext in enumerate(ep.externals):
-        words = row[ep.n_pods + k]
-        if words.any():
-            groups[analysis.atoms.from_words(words)].extend(ext.addresses.intervals(family))
     out: set[Element] = set()
     for mask, intervals in groups.items():
         addresses = AddressSet(intervals) if family is Family.IPV4 else AddressSet((), intervals)

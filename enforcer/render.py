@@ -1,4 +1,5 @@
-"""Rendering a `NodeRuleset` as nftables JSON commands (libnftables-json), and as nft text.
+"""Rendering a `NodeRuleset` as nftables JSON commands (libnftables-json); `render_text` gives
+the same ruleset as an nft script.
 
 Shape, so that per-packet cost does not grow with the number of policies:
 

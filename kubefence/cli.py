@@ -1,4 +1,5 @@
-"""`kubefence` and `kubectl fence`: a thin `main(argv) -> exit code` over the analyzer.
+"""`kubefence` and `kubectl fence`: a thin `main(argv) -> exit code` over the analyzer and the
+enforcer's compiler (`compile` prints a node's ruleset; it never touches the kernel).
 
 Exit codes: 0 success (for `can`: allowed), 1 `can`: denied, 2 bad input or usage,
 130 interrupted. Every error the user can cause is a `KubefenceError` and becomes one line per
@@ -8,6 +9,7 @@ problem on stderr; warnings and notes go to stderr too, so stdout stays machine-
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -20,8 +22,14 @@ from analyzer.matrix import (
     build_matrix,
     build_probe_view,
     probe_document,
+    probe_view_of,
 )
 from analyzer.queries import can, reach, who_can_reach
+from enforcer.compiler import compile_node
+from enforcer.placement import assign_round_robin, require_node, unprogrammed_note
+from enforcer.render import full_replace
+from enforcer.render_text import ruleset_text
+from lab.probe import probe_cluster
 from policy.addresses import Family
 from policy.cluster import ClusterState
 from policy.engine import Analysis
@@ -48,6 +56,16 @@ def parse_probe(value: str) -> Probe:
     return Probe(port, protocol)
 
 
+def positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of at least 1")
+    return n
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
@@ -57,7 +75,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sp: argparse.ArgumentParser) -> None:
+    def common(sp: argparse.ArgumentParser, family: bool = True) -> None:
         sp.add_argument(
             "paths", nargs="+", metavar="PATH", help="manifests: files, folders, or - for stdin"
         )
@@ -67,6 +85,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
             help="report unreadable objects as warnings and analyse the rest",
         )
         sp.add_argument("-q", "--quiet", action="store_true", help="no warnings or notes")
+        if not family:
+            return
         sp.add_argument("--family", type=int, choices=(4, 6),
                         help="dual-stack clusters: match pods on their IPv4 or IPv6 address "
                              "(default: each pod's primary address)")
@@ -122,7 +142,68 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         r.add_argument("endpoint", metavar=what)
         common(r)
         r.add_argument("-o", "--output", choices=QUERY_FORMATS, default="text")
+
+    k = sub.add_parser(
+        "compile",
+        help="the nftables ruleset a node would get (touches nothing)",
+        description="Print the nftables ruleset that node NAME would be given: for each pod on "
+        "the node (spec.nodeName), the peers, protocols and ports it may receive from and "
+        "send to, in every address family its pods use. Only pods with an address of their "
+        "own are programmed: hostNetwork pods and pods without status.podIPs (workloads, YAML "
+        "from CI) are left out, with a note on stderr naming them. Nothing touches the kernel. "
+        "-o text is an nft script (nft -f), -o json the libnftables JSON commands; either "
+        "replaces the table 'inet kubefence' whole, in one transaction.",
+    )
+    common(k, family=False)
+    k.add_argument("--node", required=True, metavar="NAME", help="the node to compile for")
+    k.add_argument("-o", "--output", choices=QUERY_FORMATS, default="text")
+    k.add_argument(
+        "--assign-nodes",
+        type=positive_int,
+        metavar="N",
+        help="first place every pod round-robin, in namespace/name order, on nodes "
+        "node-0..node-{N-1}, replacing spec.nodeName: for input without nodeName, such as "
+        "the conformance cases.",
+    )
+    lab = sub.add_parser("lab", help="real packets in a network-namespace lab (root)",
+                         description="Build nodes and pods as network namespaces, enforce the "
+                                     "policies with nftables, and send real packets.")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="LAB_COMMAND")
+    lp = lab_sub.add_parser(
+        "probe", help="the matrix observed from real connections",
+        description="Build the lab from the manifests (pods need status.podIP; hostNetwork pods "
+                    "are not supported), program every lab node with its own pods' rules, "
+                    "connect from every pod to every pod for each probe, print the observed "
+                    "matrix in the analyzer's --probe JSON contract, and tear everything down "
+                    "(also on failure and Ctrl-C). Needs root. A pod's traffic to itself never "
+                    "reaches its node, so the diagonal is always observed open; SCTP probes are "
+                    "listed under not_probed when the kernel has no SCTP sockets.")
+    common(lp, family=False)
+    lp.add_argument("--probe", action="append", type=parse_probe, default=[],
+                    metavar="PORT/PROTO",
+                    help="repeatable; default: every port/protocol some pod serves")
+    lp.add_argument("--nodes", type=positive_int, default=2,
+                    help="lab nodes to spread the pods over (default 2)")
+    lp.add_argument("-o", "--output", choices=("json", "table"), default="json")
     return p
+
+
+def _lab_probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    cluster = _load(args, err)
+    probes = args.probe or sorted({Probe(p.port, p.protocol) for pod in cluster.pods
+                                   for p in pod.ports}, key=lambda p: (p.port, p.protocol))
+    if not probes:
+        raise UsageError("no --probe given and no pod serves a port")
+    doc = probe_cluster(cluster, [(p.port, p.protocol) for p in probes], nodes=args.nodes)
+    for skipped in doc.get("not_probed", []):
+        if not args.quiet:
+            print(f"note: not probed: {skipped['port']}/{skipped['protocol']}: "
+                  f"{skipped['reason']}", file=err)
+    if args.output == "json":
+        out.write(json_format.probe_json(doc))
+    else:
+        out.write(table.probe_tables(probe_view_of(doc)))
+    return 0
 
 
 def _load(args: argparse.Namespace, err: TextIO) -> ClusterState:
@@ -164,6 +245,22 @@ def _matrix(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
     return 0
 
 
+def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    cluster = _load(args, err)
+    if args.assign_nodes:
+        cluster = assign_round_robin(cluster, args.assign_nodes)
+    require_node(cluster, args.node, hint="--assign-nodes N places pods on node-0..node-{N-1}")
+    ruleset = compile_node(cluster, args.node)
+    note = unprogrammed_note(cluster, args.node)
+    if note and not args.quiet:
+        print(f"note: {note}", file=err)
+    if args.output == "json":
+        out.write(json.dumps({"nftables": full_replace(ruleset)}, indent=2) + "\n")
+    else:
+        out.write(ruleset_text(ruleset))
+    return 0
+
+
 def main(
     argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -177,6 +274,10 @@ def main(
     except SystemExit as exc:  # argparse has printed the usage error
         return int(exc.code or 0)
     try:
+        if args.command == "compile":
+            return _compile(args, out, err)
+        if args.command == "lab":
+            return _lab_probe(args, out, err)
         family = Family(args.family) if args.family else None
         analysis = Analysis(_load(args, err), family)
         if args.command == "matrix":

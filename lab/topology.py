@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+from enforcer.placement import assign_round_robin
 from lab.netns import LabError, add, delete, existing, run
 from policy.addresses import IPAddress
 from policy.cluster import ClusterState, PodInfo
@@ -60,17 +61,6 @@ def new_prefix() -> str:
     return f"kf{secrets.token_hex(3)}-"
 
 
-def place(cluster: ClusterState, nodes: int) -> ClusterState:
-    """Pods keep their spec.nodeName when it names one of the lab nodes `node-0..`; the
-    others are spread round-robin, so a cluster spans every lab node."""
-    names = [f"node-{i}" for i in range(nodes)]
-    placed = []
-    for i, pod in enumerate(cluster.pods):
-        node = pod.node_name if pod.node_name in names else names[i % nodes]
-        placed.append(replace(pod, node_name=node))
-    return replace(cluster, pods=tuple(placed))
-
-
 def check_supported(cluster: ClusterState) -> None:
     problems = []
     seen: dict[IPAddress, str] = {}
@@ -89,7 +79,7 @@ def check_supported(cluster: ClusterState) -> None:
 
 def build(cluster: ClusterState, nodes: int = 2, prefix: str | None = None) -> Topology:
     """Create the namespaces and links. On any failure everything made so far is removed."""
-    placed = place(cluster, nodes)
+    placed = assign_round_robin(cluster, nodes, keep_existing=True)
     check_supported(placed)
     topo = Topology(prefix or new_prefix(), placed)
     try:

@@ -94,7 +94,7 @@ class Analysis:
             if prof != UNRESTRICTED and prof not in built:
                 built.add(prof)
                 for rule in rules_of[i]:
-                    arrays[prof] |= self.rule_contribution(rule, i, direction)
+                    self.add_rule(arrays[prof], rule, i, direction)
         return Side(
             direction,
             profile_of,
@@ -103,19 +103,23 @@ class Analysis:
             tuple(tuple(p) for p in isolating),
         )
 
-    def rule_contribution(
-        self, rule: CompiledRule, subject: int, direction: Direction
-    ) -> npt.NDArray[np.uint64]:
-        """(endpoint x word): the atoms `rule` allows between `subject` and each peer."""
-        count, words = self.endpoints.count, self.atoms.words
-        out = np.zeros((count, words), dtype=np.uint64)
+    def add_rule(self, out: Words, rule: CompiledRule, subject: int,
+                 direction: Direction) -> None:
+        """OR into `out` (endpoint x word) the atoms `rule` allows between `subject` and each
+        peer: the one step both the matrix and the explanations are built from."""
         if direction is Direction.INGRESS:
             mask = rule.fixed | named_mask(self.atoms, self.endpoints.pods[subject], rule.named)
-            out[rule.peers] = self.atoms.to_words(mask)
-            return out
-        out[rule.peers] = self.atoms.to_words(rule.fixed)
+            out[rule.peers] |= self.atoms.to_words(mask)
+            return
+        out[rule.peers] |= self.atoms.to_words(rule.fixed)
         if rule.named:
             out[rule.peers] |= self._named_words(rule.named)[rule.peers]
+
+    def rule_contribution(self, rule: CompiledRule, subject: int,
+                          direction: Direction) -> Words:
+        """(endpoint x word): what one rule alone allows (for explanations)."""
+        out = np.zeros((self.endpoints.count, self.atoms.words), dtype=np.uint64)
+        self.add_rule(out, rule, subject, direction)
         return out
 
     def _named_words(self, named: tuple[tuple[Protocol, str], ...]) -> Words:

@@ -12,9 +12,10 @@ empty (all peers).
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-from policy.addresses import AddressSet, IPAddress, IPNetwork
+from policy.addresses import AddressSet, Family, IPAddress, IPNetwork
 from policy.cluster import ClusterState
 
 
@@ -61,23 +62,37 @@ def external_peers(cluster: ClusterState) -> tuple[External, ...]:
         if stack:
             children[stack[-1]].append(net)
         stack.append(net)
+    taken = {f: sorted(int(a) for a in _pod_addresses(cluster) if a.version == f)
+             for f in (4, 6)}
     out = []
     for net in nets:
-        rest = AddressSet.from_network(net)
-        for child in children[net]:
-            rest = rest - AddressSet.from_network(child)
-        rest = rest - pod_addresses
+        rest = AddressSet.from_network(net) - AddressSet(
+            *_split([AddressSet.from_network(c) for c in children[net]]))
+        rest = rest - _pods_within(taken[net.version], net)
         rep = rest.first_address()
         if rep is None:
             continue
         out.append(External(str(net), tuple(str(c) for c in children[net]), rest, rep))
-    rest = AddressSet.everything() - pod_addresses
-    for net in nets:
-        rest = rest - AddressSet.from_network(net)
+    mentioned = AddressSet(*_split([AddressSet.from_network(n) for n in nets]))
+    rest = AddressSet.everything() - mentioned - pod_addresses
     rep = rest.first_address()
     if rep is not None:  # nothing is left when the policies mention 0.0.0.0/0 and ::/0
         out.append(External("", (), rest, rep, catch_all=True))
     return tuple(out)
+
+
+def _split(sets: list[AddressSet]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The intervals of many sets, per family, for one normalising union."""
+    v4 = [iv for s in sets for iv in s.intervals(Family.IPV4)]
+    v6 = [iv for s in sets for iv in s.intervals(Family.IPV6)]
+    return v4, v6
+
+
+def _pods_within(sorted_addresses: list[int], net: IPNetwork) -> AddressSet:
+    lo, hi = int(net.network_address), int(net.broadcast_address)
+    inside = sorted_addresses[bisect_left(sorted_addresses, lo):bisect_right(sorted_addresses, hi)]
+    pairs = [(n, n) for n in inside]
+    return AddressSet(pairs) if net.version == 4 else AddressSet((), pairs)
 
 
 def _pod_addresses(cluster: ClusterState) -> list[IPAddress]:

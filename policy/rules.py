@@ -112,7 +112,12 @@ class PolicyCompiler:
             self._groups_in.setdefault(ns, []).append((g, dict(labels)))
         self._selectable = np.array([not p.host_network for p in endpoints.pods], dtype=bool)
         # Pod addresses for ipBlock matching: IPv4 as a vector, the (rarer) IPv6 as a list.
+        # Every endpoint's address for ipBlock matching: a pod's address in the family analysed,
+        # an external range's representative. External ranges are cells of the laminar family
+        # of mentioned CIDRs, so a range lies inside a block exactly when its representative
+        # does. IPv4 as one vector; the (rarer) IPv6 addresses as a list.
         addresses = [p.address_in(family) for p in endpoints.pods]
+        addresses += [e.representative for e in endpoints.externals]
         self._v4 = np.array([int(a) if a is not None and a.version == 4 else -1
                              for a in addresses], dtype=np.int64)
         self._v6 = [(j, int(a)) for j, a in enumerate(addresses)
@@ -153,20 +158,18 @@ class PolicyCompiler:
         return CompiledRule(self._next_id - 1, policy, rule, peers, fixed, tuple(named))
 
     def _peer(self, policy: Policy, peer: Peer) -> BoolArray:
-        n_pods = self.endpoints.n_pods
         out = np.zeros(self.endpoints.count, dtype=bool)
         if peer.ip_block is not None:
             block = peer.ip_block.addresses
             for lo, hi in block.intervals(Family.IPV4):
-                out[:n_pods] |= (self._v4 >= lo) & (self._v4 <= hi)
+                out |= (self._v4 >= lo) & (self._v4 <= hi)
             v6 = block.intervals(Family.IPV6)
             for j, n in self._v6:
                 out[j] = any(lo <= n <= hi for lo, hi in v6)
-            out[n_pods:] = [e.addresses.issubset(block) for e in self.endpoints.externals]
             return out
         # podSelector alone: pods of the policy's namespace. namespaceSelector alone: every pod
         # of the selected namespaces. Both: the pods matching podSelector in those namespaces.
-        out[:n_pods] = self._pods_matching(
+        out[: self.endpoints.n_pods] = self._pods_matching(
             peer.pod_selector, peer.namespace_selector, policy.namespace
         )
         return out

@@ -8,9 +8,11 @@ namespace, so no node can enforce it: the diagonal is graded separately (always 
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from analyzer.matrix import Probe, probe_document
 from enforcer.compiler import compile_node
 from enforcer.dataplane import Dataplane, DataplaneError
+from enforcer.placement import assign_round_robin
 from enforcer.sync import Syncer
+from kubefence.cli import main
 from lab import netns
 from lab.netns import LabError
 from lab.probe import enforce, observe, probe_cluster, serve
 from lab.servers import Servers
-from lab.topology import build, place, teardown
+from lab.topology import build, teardown
 from policy.cluster import ClusterState
 from policy.engine import Analysis
 from policy.loader import load, load_texts
@@ -194,7 +198,7 @@ def test_failed_transaction_changes_nothing_and_syncer_recovers_with_full_replac
 
 
 def _placed(cluster: ClusterState) -> ClusterState:
-    return place(cluster, 2)
+    return assign_round_robin(cluster, 2)
 
 
 def test_lab_is_torn_down_when_building_fails() -> None:
@@ -204,3 +208,26 @@ def test_lab_is_torn_down_when_building_fails() -> None:
     with pytest.raises(LabError, match="also"):
         build(bad, nodes=2)
     assert set(netns.existing("kf")) == before
+
+
+def test_cli_lab_probe_prints_the_contract(tmp_path: Path) -> None:
+    case = CASES[0].parent / "ingress-one-named-port"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kubefence", "lab", "probe", str(case / "cluster.yaml"),
+         str(case / "policies.yaml"), "--probe", "80/TCP", "--probe", "81/TCP"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    observed = json.loads(proc.stdout)
+    cluster = load([str(case / "cluster.yaml"), str(case / "policies.yaml")])
+    analyzer = analyzer_doc(cluster, [(80, Protocol.TCP), (81, Protocol.TCP)])
+    assert observed["pods"] == analyzer["pods"]
+    assert off_diagonal(observed) == off_diagonal(analyzer)
+
+
+def test_cli_lab_probe_without_root_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = CASES[0].parent / "allow-all"
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["lab", "probe", str(case / "cluster.yaml")], out=out, err=err) == 2
+    assert err.getvalue() == ("error: the lab needs root: it creates network namespaces and "
+                              "nftables rules\n")
