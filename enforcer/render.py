@@ -13,6 +13,9 @@ Shape, so that per-packet cost does not grow with the number of policies:
       chain input    hook input,   priority filter (0): pod to its node, egress only
       chain output   hook output,  priority filter (0): node to pod, allowed (kubelet probes)
 
+A pod's traffic to itself never leaves its namespace; `loopback_replace` renders the pod's own
+chains and sets for that namespace, dispatching only loopback traffic (the lab installs it).
+
 Base chains accept established/related first and drop invalid; a pod that is not isolated is
 absent from the maps and falls through to the policy `accept`.
 """
@@ -114,6 +117,28 @@ def skeleton() -> list[Command]:
     # Egress of the source, then ingress of the destination: both ends must allow.
     cmds += _dispatch("forward", (Direction.EGRESS, Direction.INGRESS))
     cmds += _dispatch("input", (Direction.EGRESS,))  # pod to its own node
+    return cmds
+
+
+def loopback_replace(pod: PodRules) -> list[Command]:
+    """The same table for a pod's own namespace, where its traffic to itself goes (over `lo`,
+    never reaching the node): only the output hook, only loopback traffic, dispatched to the
+    pod's egress then ingress chains. One transaction, replacing the table whole."""
+    cmds: list[Command] = [{"add": {"table": {"family": FAMILY, "name": TABLE}}},
+                           {"delete": {"table": {"family": FAMILY, "name": TABLE}}},
+                           {"add": {"table": {"family": FAMILY, "name": TABLE}}}]
+    for direction in Direction:
+        for family in Family:
+            cmds.append({"add": {"map": {**_T, "name": map_name(direction, family),
+                                         "type": _ADDR_TYPE[family], "map": "verdict"}}})
+    cmds.append({"add": {"chain": {**_T, "name": "output", "type": "filter", "hook": "output",
+                                   "prio": PRIORITY, "policy": "accept"}}})
+    cmds.append(_rule("output", {"match": {"op": "!=", "left": {"meta": {"key": "oifname"}},
+                                           "right": "lo"}}, {"accept": None}))
+    cmds += _ct_rules("output")
+    cmds += _dispatch("output", (Direction.EGRESS, Direction.INGRESS))
+    for direction in Direction:
+        cmds += pod_direction_add(pod, direction)
     return cmds
 
 

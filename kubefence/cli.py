@@ -176,8 +176,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                     "connect from every pod to every pod for each probe, print the observed "
                     "matrix in the analyzer's --probe JSON contract, and tear everything down "
                     "(also on failure and Ctrl-C). Needs root. A pod's traffic to itself never "
-                    "reaches its node, so the diagonal is always observed open; SCTP probes are "
-                    "listed under not_probed when the kernel has no SCTP sockets.")
+                    "reaches its node: the lab enforces it in the pod's own namespace. SCTP "
+                    "probes are listed under not_probed when the kernel has no SCTP sockets.")
     common(lp, family=False)
     lp.add_argument("--probe", action="append", type=parse_probe, default=[],
                     metavar="PORT/PROTO",

@@ -1,8 +1,8 @@
 """`kubefence lab probe`: build the lab for a cluster, enforce, probe, tear down.
 
 The observed matrix comes out in exactly the analyzer's `--probe` JSON contract. A pod's
-traffic to itself never leaves its namespace, so no node sees it: the diagonal is observed as
-allowed whatever the policies say (upstream's e2e tests do not grade it either). SCTP probes
+traffic to itself never leaves its namespace, so no node sees it: the lab also programs each
+pod's own namespace (`render.loopback_replace`), so the diagonal is enforced too. SCTP probes
 are reported under `not_probed` when the kernel has no SCTP sockets.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from enforcer.compiler import analyses_for, compile_node
 from enforcer.dataplane import Dataplane
+from enforcer.render import loopback_replace
 from enforcer.sync import Syncer
 from lab.netns import LabError, inside
 from lab.prober import Target, probe_all
@@ -54,7 +55,8 @@ def serve(topo: Topology, servers: Servers) -> None:
 
 
 def enforce(topo: Topology) -> dict[str, Syncer]:
-    """Program every node's namespace with its own pods' rules; one syncer per node."""
+    """Program every node's namespace with its own pods' rules (one syncer per node), and
+    every pod's namespace with its rules for traffic to itself."""
     analyses = analyses_for(topo.cluster)
     syncers = {}
     for node in topo.nodes.values():
@@ -63,6 +65,9 @@ def enforce(topo: Topology) -> dict[str, Syncer]:
             syncer = Syncer(Dataplane())
             syncer.sync(ruleset)
         syncers[node.name] = syncer
+        for rules in ruleset.pods:
+            with inside(topo.pods[rules.key].netns):
+                Dataplane().apply(loopback_replace(rules))
     return syncers
 
 

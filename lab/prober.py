@@ -3,7 +3,9 @@
 Each client socket is created in the source pod's namespace and connects to the destination
 pod's address. A connection counts as allowed when the destination's stack answers at all: a
 TCP handshake or a refusal (RST), a UDP echo or an ICMP port-unreachable; it counts as denied
-when nothing comes back before the timeout (nftables drops silently). Every probe is bounded:
+when nothing comes back before the timeout (nftables drops silently), or when the kernel
+refuses to send it (EPERM: dropped on the way out of the source's own namespace, as traffic
+to itself is). Every probe is bounded:
 one deadline for a whole batch, a fixed number of UDP resends.
 """
 
@@ -62,8 +64,14 @@ def _batch(targets: Sequence[Target], timeout: float) -> list[bool]:
             sock = _socket(t)
             socks[i] = sock
             err = sock.connect_ex((str(t.address), t.port))
-            if t.protocol is Protocol.UDP:
-                sock.send(b"kubefence")
+            if err == errno.EPERM:
+                done[i] = False  # dropped by nftables on the way out of this namespace
+            elif t.protocol is Protocol.UDP:
+                try:
+                    sock.send(b"kubefence")
+                except PermissionError:
+                    done[i] = False
+                    continue
                 sel.register(sock, selectors.EVENT_READ, i)
             elif err in (0, errno.ECONNREFUSED):
                 done[i] = True

@@ -73,6 +73,10 @@ def check_supported(cluster: ClusterState) -> None:
             if ip in seen:
                 problems.append(f"{pod.key}: IP {ip} is also {seen[ip]}'s")
             seen[ip] = pod.key
+    families = {pod.ips[0].version for pod in cluster.pods if pod.ips}
+    if len(families) > 1:
+        problems.append("pods' primary addresses mix IPv4 and IPv6; the lab probes every pod "
+                        "over one family (put the same family first in every pod's podIPs)")
     if problems:
         raise LabError("; ".join(problems))
 
