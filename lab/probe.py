@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -34,15 +35,31 @@ def require_root() -> None:
 
 
 @contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the lab is torn down either way."""
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM unwind as KeyboardInterrupt, so the lab is torn down either way. A
+    signal that lands where Python swallows exceptions (a `__del__`) is raised again once the
+    block has finished."""
+    caught: list[int] = []
+
     def handler(signum: int, frame: Any) -> None:
+        caught.append(signum)
         raise KeyboardInterrupt
-    old = signal.signal(signal.SIGTERM, handler)
+
+    def unraisable(info: Any) -> None:
+        if not isinstance(info.exc_value, KeyboardInterrupt):  # ours: raised again below
+            previous_hook(info)
+
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+        sys.unraisablehook = previous_hook
+    if caught:
+        raise KeyboardInterrupt
 
 
 def serve(topo: Topology, servers: Servers) -> None:
@@ -94,7 +111,7 @@ def probe_cluster(cluster: ClusterState, probes: Sequence[Probe],
                   nodes: int = 2) -> dict[str, Any]:
     """Build, enforce, probe and tear down; the observed matrices as the probe contract."""
     require_root()
-    with _terminate_as_interrupt():
+    with _interruptible():
         topo = build(cluster, nodes)
         servers = Servers()
         try:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -238,3 +240,24 @@ def test_cli_lab_probe_without_root_is_a_clear_error(monkeypatch: pytest.MonkeyP
     assert main(["lab", "probe", str(case / "cluster.yaml")], out=out, err=err) == 2
     assert err.getvalue() == ("error: the lab needs root: it creates network namespaces and "
                               "nftables rules\n")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_lab_probe_tears_everything_down(sig: signal.Signals) -> None:
+    """Interrupt `kubefence lab probe` while its lab is up; every namespace it made goes."""
+    case = CASES[0].parent / "default-deny-all"
+    before = set(netns.existing("kf"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubefence", "lab", "probe", str(case / "cluster.yaml"),
+         str(case / "policies.yaml"), "--probe", "80/TCP", "--probe", "81/TCP"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not set(netns.existing("kf")) - before:
+        time.sleep(0.05)  # wait until the lab exists
+    assert set(netns.existing("kf")) - before, "the lab never came up"
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert set(netns.existing("kf")) == before
