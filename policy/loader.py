@@ -24,7 +24,16 @@ from policy.cluster import ClusterState, Direction, PodInfo, Policy
 from policy.defaults import DEFAULT_NAMESPACE, build_pod, build_policy, namespace_labels
 from policy.documents import Document, expand_paths, parse_documents, read_source
 from policy.errors import InputError, Location, Problem
-from policy.models import CronJob, Namespace, NetworkPolicy, Pod, PodSpec, Workload
+from policy.models import (
+    CronJob,
+    Namespace,
+    NetworkPolicy,
+    ObjectMeta,
+    Pod,
+    PodSpec,
+    PodTemplateSpec,
+    Workload,
+)
 from policy.validation import (
     FieldError,
     validate_labels,
@@ -212,30 +221,17 @@ class _LoadState:
         )
 
     def _workload(self, doc: Document, wl: Workload, obj: str) -> None:
-        template = wl.spec.template
-        self._add_workload(
-            doc,
-            obj,
-            wl.metadata,
-            template.metadata.labels if template else {},
-            template.spec if template else PodSpec(),
-            "spec.template",
-        )
+        self._add_workload(doc, obj, wl.metadata, wl.spec.template, "spec.template")
 
     def _cronjob(self, doc: Document, cj: CronJob, obj: str) -> None:
-        template = cj.spec.job_template.spec.template
-        self._add_workload(
-            doc,
-            obj,
-            cj.metadata,
-            template.metadata.labels if template else {},
-            template.spec if template else PodSpec(),
-            "spec.jobTemplate.spec.template",
-        )
+        self._add_workload(doc, obj, cj.metadata, cj.spec.job_template.spec.template,
+                           "spec.jobTemplate.spec.template")
 
-    def _add_workload(
-        self, doc: Document, obj: str, meta: Any, labels: dict[str, str], spec: PodSpec, path: str
-    ) -> None:
+    def _add_workload(self, doc: Document, obj: str, meta: ObjectMeta,
+                      template: PodTemplateSpec | None, path: str) -> None:
+        """A workload stands for its pods through its pod template."""
+        labels = template.metadata.labels if template else {}
+        spec = template.spec if template else PodSpec()
         errs = validate_meta(meta.name, meta.namespace)
         errs += validate_labels(labels, f"{path}.metadata.labels")
         errs += validate_pod_spec(spec, f"{path}.spec")
