@@ -142,3 +142,10 @@ spec:
 """)
     assert run("can", "x/c", "x/s", str(f), "--port", "80")[0] == 1
     assert run("can", "x/c", "x/s", str(f), "--port", "80", "--family", "6")[0] == 0
+
+
+@pytest.mark.parametrize(("color", "ansi"), [("always", True), ("never", False),
+                                             ("auto", False)])
+def test_table_color(color: str, ansi: bool) -> None:
+    _, out, _ = run("matrix", SHOP, "--color", color, "-q")
+    assert ("\x1b[" in out) is ansi

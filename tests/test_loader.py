@@ -323,3 +323,11 @@ def test_workload_named_like_a_pod_is_an_error() -> None:
 def test_empty_policy_types_default_like_absent() -> None:
     state = _load(POLICY_HEAD + "  podSelector: {}\n  policyTypes: []\n  egress:\n  - {}\n")
     assert state.policies[0].policy_types == {Direction.INGRESS, Direction.EGRESS}
+
+
+def test_broken_manifest_in_a_folder_is_an_error_not_skipped(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text("apiVersion: networking.k8s.io/v1\nkind: [\n")
+    (tmp_path / "notes.yaml").write_text("just: [text\n")  # no sign of a manifest: skipped
+    with pytest.raises(InputError) as info:
+        load([str(tmp_path)])
+    assert [p.location.file for p in info.value.problems] == [str(tmp_path / "policy.yaml")]
