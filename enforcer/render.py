@@ -35,12 +35,12 @@ PRIORITY = 0  # filter
 Command = dict[str, Any]
 
 _T = {"family": FAMILY, "table": TABLE}
-_IP = {Family.IPV4: "ip", Family.IPV6: "ip6"}
-_ADDR_TYPE = {Family.IPV4: "ipv4_addr", Family.IPV6: "ipv6_addr"}
+IP_PROTOCOL = {Family.IPV4: "ip", Family.IPV6: "ip6"}
+ADDR_TYPE = {Family.IPV4: "ipv4_addr", Family.IPV6: "ipv6_addr"}
 _PREFIX = {Direction.INGRESS: "in", Direction.EGRESS: "eg"}
 # Ingress dispatch keys on the destination and matches the peer as source; egress the reverse.
-_DISPATCH_FIELD = {Direction.INGRESS: "daddr", Direction.EGRESS: "saddr"}
-_PEER_FIELD = {Direction.INGRESS: "saddr", Direction.EGRESS: "daddr"}
+DISPATCH_FIELD = {Direction.INGRESS: "daddr", Direction.EGRESS: "saddr"}
+PEER_FIELD = {Direction.INGRESS: "saddr", Direction.EGRESS: "daddr"}
 
 
 def map_name(direction: Direction, family: Family) -> str:
@@ -74,7 +74,7 @@ def element_json(e: Element) -> Any:
 
 def _match_set(family: Family, field: str, name: str) -> Any:
     return {"match": {"op": "==", "left": {"concat": [
-        {"payload": {"protocol": _IP[family], "field": field}},
+        {"payload": {"protocol": IP_PROTOCOL[family], "field": field}},
         {"meta": {"key": "l4proto"}},
         {"payload": {"protocol": "th", "field": "dport"}},
     ]}, "right": f"@{name}"}}
@@ -97,7 +97,7 @@ def _dispatch(chain: str, directions: tuple[Direction, ...]) -> list[Command]:
     out = []
     for direction in directions:
         for family in Family:
-            key = {"payload": {"protocol": _IP[family], "field": _DISPATCH_FIELD[direction]}}
+            key = {"payload": {"protocol": IP_PROTOCOL[family], "field": DISPATCH_FIELD[direction]}}
             out.append(_rule(chain, {"vmap": {"key": key,
                                               "data": f"@{map_name(direction, family)}"}}))
     return out
@@ -109,7 +109,7 @@ def skeleton() -> list[Command]:
     for direction in Direction:
         for family in Family:
             cmds.append({"add": {"map": {**_T, "name": map_name(direction, family),
-                                         "type": _ADDR_TYPE[family], "map": "verdict"}}})
+                                         "type": ADDR_TYPE[family], "map": "verdict"}}})
     for name, hook in (("forward", "forward"), ("input", "input"), ("output", "output")):
         cmds.append({"add": {"chain": {**_T, "name": name, "type": "filter", "hook": hook,
                                        "prio": PRIORITY, "policy": "accept"}}})
@@ -130,7 +130,7 @@ def loopback_replace(pod: PodRules) -> list[Command]:
     for direction in Direction:
         for family in Family:
             cmds.append({"add": {"map": {**_T, "name": map_name(direction, family),
-                                         "type": _ADDR_TYPE[family], "map": "verdict"}}})
+                                         "type": ADDR_TYPE[family], "map": "verdict"}}})
     cmds.append({"add": {"chain": {**_T, "name": "output", "type": "filter", "hook": "output",
                                    "prio": PRIORITY, "policy": "accept"}}})
     cmds.append(_rule("output", {"match": {"op": "!=", "left": {"meta": {"key": "oifname"}},
@@ -152,12 +152,12 @@ def pod_direction_add(pod: PodRules, direction: Direction) -> list[Command]:
     for family in Family:
         name = set_name(pod, direction, family)
         cmds.append({"add": {"set": {**_T, "name": name, "flags": ["interval"],
-                                     "type": [_ADDR_TYPE[family], "inet_proto",
+                                     "type": [ADDR_TYPE[family], "inet_proto",
                                               "inet_service"]}}})
         elems = sorted(e for e in elements if e.family is family)
         if elems:
             cmds.append(element_command("add", name, elems))
-        cmds.append(_rule(chain, _match_set(family, _PEER_FIELD[direction], name),
+        cmds.append(_rule(chain, _match_set(family, PEER_FIELD[direction], name),
                           {"return": None}))
     cmds.append(_rule(chain, {"counter": None}, {"drop": None}))
     cmds += map_elements("add", pod, direction)

@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import ipaddress
 
-from enforcer.render import FAMILY, PRIORITY, TABLE, chain_name, map_name, set_name
+from enforcer.render import (
+    ADDR_TYPE,
+    DISPATCH_FIELD,
+    FAMILY,
+    IP_PROTOCOL,
+    PEER_FIELD,
+    PRIORITY,
+    TABLE,
+    chain_name,
+    map_name,
+    set_name,
+)
 from enforcer.ruleset import Element, NodeRuleset, PodRules
 from policy.addresses import Family, IPAddress
 from policy.cluster import Direction
 
-_IP = {Family.IPV4: "ip", Family.IPV6: "ip6"}
-_ADDR_TYPE = {Family.IPV4: "ipv4_addr", Family.IPV6: "ipv6_addr"}
-# Ingress dispatch keys on the destination and matches the peer as source; egress the reverse.
-_DISPATCH_FIELD = {Direction.INGRESS: "daddr", Direction.EGRESS: "saddr"}
-_PEER_FIELD = {Direction.INGRESS: "saddr", Direction.EGRESS: "daddr"}
 # Base chains, their hooks and the dispatch maps they consult, as in `render.skeleton`.
 _BASE_CHAINS: tuple[tuple[str, tuple[Direction, ...]], ...] = (
     ("forward", (Direction.EGRESS, Direction.INGRESS)),  # both ends must allow
@@ -91,7 +97,7 @@ def _map(ruleset: NodeRuleset, direction: Direction, family: Family) -> str:
         key=lambda entry: (entry[0], entry[1].key),
     )
     items = [f"{a} : jump {chain_name(p, direction)},\t# {p.key}" for a, p in entries]
-    lines = [f"{_I1}map {name} {{", f"{_I2}type {_ADDR_TYPE[family]} : verdict",
+    lines = [f"{_I1}map {name} {{", f"{_I2}type {ADDR_TYPE[family]} : verdict",
              *_elements_block(items), f"{_I1}}}"]
     return "\n".join(lines) + "\n"
 
@@ -105,8 +111,8 @@ def _base_chain(name: str, directions: tuple[Direction, ...]) -> str:
     ]
     for direction in directions:
         for family in Family:
-            field = _DISPATCH_FIELD[direction]
-            lines.append(f"{_I2}{_IP[family]} {field} vmap @{map_name(direction, family)}")
+            field = DISPATCH_FIELD[direction]
+            lines.append(f"{_I2}{IP_PROTOCOL[family]} {field} vmap @{map_name(direction, family)}")
     lines.append(f"{_I1}}}")
     return "\n".join(lines) + "\n"
 
@@ -129,11 +135,13 @@ def _pod(pod: PodRules) -> str:
             name = set_name(pod, direction, family)
             items = [f"{element_text(e)}," for e in sorted(elements) if e.family is family]
             lines += [f"{_I1}set {name} {{",
-                      f"{_I2}type {_ADDR_TYPE[family]} . inet_proto . inet_service",
+                      f"{_I2}type {ADDR_TYPE[family]} . inet_proto . inet_service",
                       f"{_I2}flags interval",
                       *_elements_block(items),
                       f"{_I1}}}"]
-            peer = _PEER_FIELD[direction]
-            rules.append(f"{_I2}{_IP[family]} {peer} . meta l4proto . th dport @{name} return")
+            peer = PEER_FIELD[direction]
+            rules.append(
+                f"{_I2}{IP_PROTOCOL[family]} {peer} . meta l4proto . th dport @{name} return"
+            )
         lines += [f"{_I1}chain {chain} {{", *rules, f"{_I2}counter drop", f"{_I1}}}"]
     return "\n".join(lines) + "\n"
