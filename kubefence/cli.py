@@ -15,7 +15,22 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from analyzer.formats import csv_format, dot, json_format, markdown, table, text
+from analyzer.diff import FailOn, semantic_diff
+from analyzer.findings import Severity
+from analyzer.formats import (
+    check_format,
+    csv_format,
+    diff_format,
+    dot,
+    json_format,
+    markdown,
+    table,
+    text,
+)
+from analyzer.gitsource import git_sources
+from analyzer.intents import check as check_intent
+from analyzer.intents import load_intents
+from analyzer.lints import run_lints
 from analyzer.matrix import (
     ExternalsShown,
     Probe,
@@ -34,7 +49,7 @@ from policy.addresses import Family
 from policy.cluster import ClusterState
 from policy.engine import Analysis
 from policy.errors import InputError, KubefenceError, UsageError
-from policy.loader import load
+from policy.loader import load, load_texts
 from policy.ports import Protocol
 
 MATRIX_FORMATS = ("table", "json", "csv", "md", "dot")
@@ -165,6 +180,36 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "node-0..node-{N-1}, replacing spec.nodeName: for input without nodeName, such as "
         "the conformance cases.",
     )
+    ch = sub.add_parser(
+        "check", help="CI check: intent assertions and lints",
+        description="Check the policies: every assertion of the intent file (--expect) must "
+                    "hold, and no lint at or above --fail-on may fire. Exit 0 when all is well, "
+                    "1 on a failure, 2 on bad input. See manifests/examples/shop-intents/ for "
+                    "an intent file.")
+    common(ch)
+    ch.add_argument("--expect", metavar="FILE", help="intent file (YAML) of assertions")
+    ch.add_argument("--format", choices=("text", "junit", "github"), default="text")
+    ch.add_argument("--fail-on", choices=("error", "warning", "note", "never"), default="error",
+                    help="lint severity that fails the check (default: error)")
+    ch.add_argument("--no-lints", action="store_true", help="assertions only")
+
+    d = sub.add_parser(
+        "diff", help="what a change opens and closes",
+        description="The semantic difference between two versions of the manifests: "
+                    "connections added and removed, grouped by pod pair with their port ranges, "
+                    "and the policy changes behind each. OLD and NEW are files or folders; with "
+                    "--git REV, OLD is read from that git revision (e.g. origin/main). Exit 1 "
+                    "when --fail-on matches, else 0; 2 on bad input.")
+    d.add_argument("old", metavar="OLD")
+    d.add_argument("new", metavar="NEW")
+    d.add_argument("--git", metavar="REV", help="read OLD at this git revision")
+    d.add_argument("-o", "--output", choices=("text", "json", "md"), default="text")
+    d.add_argument("--fail-on", choices=("added", "removed", "any"),
+                   help="exit 1 when connections were added, removed, or either")
+    d.add_argument("--keep-going", action="store_true",
+                   help="report unreadable objects as warnings and compare the rest")
+    d.add_argument("-q", "--quiet", action="store_true", help="no warnings or notes")
+
     lab = sub.add_parser("lab", help="real packets in a network-namespace lab (root)",
                          description="Build nodes and pods as network namespaces, enforce the "
                                      "policies with nftables, and send real packets.")
@@ -186,6 +231,40 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                     help="lab nodes to spread the pods over (default 2)")
     lp.add_argument("-o", "--output", choices=("json", "table"), default="json")
     return p
+
+
+def _check(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
+    results = []
+    if args.expect:
+        results = [check_intent(analysis, intent, loc) for intent, loc in load_intents(args.expect)]
+    findings = [] if args.no_lints else run_lints(analysis)
+    level = None if args.fail_on == "never" else Severity(args.fail_on)
+    failed = any(not r.passed for r in results) or any(
+        level is not None and f.severity.rank >= level.rank for f in findings)
+    if args.format == "junit":
+        out.write(check_format.check_junit(results, findings, level))
+    elif args.format == "github":
+        out.write(check_format.check_github(results, findings))
+    else:
+        out.write(check_format.check_text(results, findings, failed))
+    return 1 if failed else 0
+
+
+def _diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.git:
+        old = load_texts(git_sources(args.old, args.git), keep_going=args.keep_going)
+    else:
+        old = load([args.old], keep_going=args.keep_going)
+    new = load([args.new], keep_going=args.keep_going)
+    if not args.quiet:
+        for state in (old, new):
+            for w in state.warnings:
+                print(f"warning: {w.render()}", file=err)
+    result = semantic_diff(old, new)
+    render = {"text": diff_format.diff_text, "json": diff_format.diff_json,
+              "md": diff_format.diff_markdown}[args.output]
+    out.write(render(result))
+    return 1 if args.fail_on and result.fails(FailOn(args.fail_on)) else 0
 
 
 def _lab_probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -276,12 +355,16 @@ def main(
     try:
         if args.command == "compile":
             return _compile(args, out, err)
+        if args.command == "diff":
+            return _diff(args, out, err)
         if args.command == "lab":
             return _lab_probe(args, out, err)
         family = Family(args.family) if args.family else None
         analysis = Analysis(_load(args, err), family)
         if args.command == "matrix":
             return _matrix(args, analysis, out)
+        if args.command == "check":
+            return _check(args, analysis, out)
         if args.command == "can":
             answer = can(analysis, args.source, args.destination, args.port)
             out.write(

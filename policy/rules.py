@@ -157,6 +157,11 @@ class PolicyCompiler:
         self._next_id += 1
         return CompiledRule(self._next_id - 1, policy, rule, peers, fixed, tuple(named))
 
+    def peer_matches(self, policy: Policy, peer: Peer) -> BoolArray:
+        """(endpoint,) booleans: what one peer of one of `policy`'s rules matches on its own
+        (a rule's compiled vector is the OR of its peers). A fresh array, safe to modify."""
+        return self._peer(policy, peer).copy()
+
     def _peer(self, policy: Policy, peer: Peer) -> BoolArray:
         out = np.zeros(self.endpoints.count, dtype=bool)
         if peer.ip_block is not None:

@@ -16,6 +16,7 @@ from tests.conftest import REPO
 
 GOLDEN = Path(__file__).parent / "golden"
 SHOP = "manifests/examples/shop"
+INTENTS = "manifests/examples/shop-intents/intents.yaml"
 PROBES = ["--probe", "80/TCP", "--probe", "53/UDP", "--probe", "9090/TCP"]
 
 CASES: list[tuple[str, list[str], int]] = [
@@ -40,6 +41,9 @@ CASES: list[tuple[str, list[str], int]] = [
     ("who-can-reach.txt", ["who-can-reach", "shop/api", SHOP], 0),
     ("who-can-reach.json", ["who-can-reach", "shop/api", SHOP, "-o", "json"], 0),
     ("reach.txt", ["reach", "shop/worker", SHOP], 0),
+    ("check.txt", ["check", SHOP, "--expect", INTENTS], 0),
+    ("check-junit.xml", ["check", SHOP, "--expect", INTENTS, "--format", "junit"], 0),
+    ("check-github.txt", ["check", SHOP, "--expect", INTENTS, "--format", "github"], 0),
 ]
 
 
