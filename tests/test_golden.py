@@ -43,6 +43,7 @@ CASES: list[tuple[str, list[str], int]] = [
     ("reach.txt", ["reach", "shop/worker", SHOP], 0),
     ("check.txt", ["check", SHOP, "--expect", INTENTS], 0),
     ("check-junit.xml", ["check", SHOP, "--expect", INTENTS, "--format", "junit"], 0),
+    ("check.sarif", ["check", SHOP, "--expect", INTENTS, "--format", "sarif"], 0),
     ("check-github.txt", ["check", SHOP, "--expect", INTENTS, "--format", "github"], 0),
 ]
 

@@ -1,4 +1,4 @@
-"""`kubefence check` output: readable text, JUnit XML, and GitHub workflow annotations.
+"""`kubefence check` output: readable text, JUnit XML, SARIF 2.1.0 and GitHub annotations.
 
 Each is a pure function of the assertion results and lint findings, in the order given (the
 caller sorts them). JUnit has one test case per assertion and per lint finding; GitHub
@@ -7,8 +7,10 @@ annotations point at the file and line of the intent or policy concerned.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from typing import Any
 
 from analyzer.findings import AssertionResult, Finding, Severity
 from policy.errors import Location
@@ -91,3 +93,56 @@ def check_github(results: Sequence[AssertionResult], findings: Sequence[Finding]
                      f"line={f.location.line or 1},title={_prop(f.code)}::"
                      f"{_escape(f.message + ' (fix: ' + f.hint + ')')}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INTENT_RULE = "KF000"  # a failed intent assertion
+
+
+def _sarif_location(loc: Location) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": loc.file}}
+    if loc.line:
+        physical["region"] = {"startLine": loc.line}
+    out: dict[str, Any] = {"physicalLocation": physical}
+    if loc.obj:
+        out["logicalLocations"] = [{"fullyQualifiedName": loc.obj}]
+    return out
+
+
+def check_sarif(results: Sequence[AssertionResult], findings: Sequence[Finding],
+                lint_docs: dict[str, str]) -> str:
+    """SARIF for code scanning: each result at the file and line of the policy or intent.
+    `lint_docs` maps every lint code to its one-line description (the rule list)."""
+    rules = [{"id": INTENT_RULE, "name": "IntentAssertion",
+              "shortDescription": {"text": "an assertion of the intent file does not hold"}}]
+    rules += [{"id": code, "name": code, "shortDescription": {"text": text}}
+              for code, text in sorted(lint_docs.items())]
+    out: list[dict[str, Any]] = []
+    for r in results:
+        if r.passed:
+            continue
+        entry: dict[str, Any] = {
+            "ruleId": INTENT_RULE, "level": "error",
+            "message": {"text": f"{r.name}: {r.message}"},
+            "locations": [_sarif_location(r.location)],
+        }
+        if r.responsible:
+            entry["relatedLocations"] = [{"id": i, **_sarif_location(c),
+                                          "message": {"text": c.obj or "policy"}}
+                                         for i, c in enumerate(r.responsible)]
+        out.append(entry)
+    for f in findings:
+        out.append({
+            "ruleId": f.code, "level": f.severity.value,
+            "message": {"text": f"{f.message} (fix: {f.hint})"},
+            "locations": [_sarif_location(f.location)],
+        })
+    doc = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "kubefence", "rules": rules,
+                                      "informationUri": "https://kubernetes.io/docs/concepts/"
+                                                        "services-networking/network-policies/"}},
+                  "results": out}],
+    }
+    return json.dumps(doc, indent=2) + "\n"

@@ -44,6 +44,20 @@ LINTS: tuple[Lint, ...] = (
 )
 
 
+LINT_DOCS: dict[str, str] = {
+    "KF101": "pods isolated for egress that cannot reach kube-dns on UDP and TCP 53",
+    "KF102": "a policy that selects no pod",
+    "KF103": "a selector peer that matches no pod or namespace",
+    "KF104": "a named port no destination pod defines (or defines with another protocol)",
+    "KF105": "a namespaceSelector-only peer beside a podSelector-only peer (AND/OR trap)",
+    "KF106": "an ipBlock covering pod addresses, or a CIDR with host bits set",
+    "KF107": "a rule made redundant by other rules",
+    "KF108": "a namespace where some pods are isolated and others have no policy",
+    "KF109": "pods open to every namespace on every port",
+    "KF110": "a hostNetwork pod selected by a policy (no effect on it)",
+}
+
+
 def sort_key(f: Finding) -> tuple[str, int, str, str, str]:
     loc = f.location
     return (loc.file, loc.line or 0, f.code, loc.field, f.message)
@@ -55,4 +69,4 @@ def run_lints(analysis: Analysis) -> list[Finding]:
     return sorted(findings, key=sort_key)
 
 
-__all__ = ["LINTS", "Lint", "run_lints", "sort_key"]
+__all__ = ["LINTS", "LINT_DOCS", "Lint", "run_lints", "sort_key"]
