@@ -22,6 +22,7 @@ from analyzer.formats import (
     csv_format,
     diff_format,
     dot,
+    html_report,
     json_format,
     markdown,
     table,
@@ -40,6 +41,7 @@ from analyzer.matrix import (
     probe_view_of,
 )
 from analyzer.queries import can, reach, who_can_reach
+from analyzer.report import build_report
 from enforcer.compiler import compile_node
 from enforcer.placement import assign_round_robin, require_node, unprogrammed_note
 from enforcer.render import full_replace
@@ -193,6 +195,17 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                     help="lint severity that fails the check (default: error)")
     ch.add_argument("--no-lints", action="store_true", help="assertions only")
 
+    rp = sub.add_parser(
+        "report", help="one self-contained HTML page: matrix, graph, lints, assertions",
+        description="Write an HTML report that needs no network: the allow matrix as a heatmap "
+                    "grouped by namespace (each cell's tooltip names the ports and the policies "
+                    "and rules behind them), a graph of the allowed pairs, the lint findings, "
+                    "and the results of the assertions of --expect. Exit 0, 2 on bad input.")
+    common(rp)
+    rp.add_argument("--expect", metavar="FILE", help="intent file (YAML) of assertions")
+    rp.add_argument("-o", "--output", required=True, metavar="FILE",
+                    help="the HTML file to write, or - for stdout")
+
     d = sub.add_parser(
         "diff", help="what a change opens and closes",
         description="The semantic difference between two versions of the manifests: "
@@ -250,6 +263,24 @@ def _check(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
     else:
         out.write(check_format.check_text(results, findings, failed))
     return 1 if failed else 0
+
+
+def _report(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
+    results = []
+    if args.expect:
+        results = [check_intent(analysis, intent, loc) for intent, loc in load_intents(args.expect)]
+    view = build_report(analysis, run_lints(analysis), results, inputs=args.paths,
+                        expect=args.expect)
+    page = html_report.report_html(view)
+    if args.output == "-":
+        out.write(page)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as exc:
+        raise UsageError(f"{args.output}: cannot write the report: {exc.strerror}") from None
+    return 0
 
 
 def _diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -367,6 +398,8 @@ def main(
             return _matrix(args, analysis, out)
         if args.command == "check":
             return _check(args, analysis, out)
+        if args.command == "report":
+            return _report(args, analysis, out)
         if args.command == "can":
             answer = can(analysis, args.source, args.destination, args.port)
             out.write(

@@ -4,11 +4,12 @@
 #   nftables          the nft tool and libnftables
 #   python3-nftables  Debian's official libnftables Python bindings (pure Python over ctypes)
 #   iproute2          `ip netns`, veth, routes for the lab
+#   chromium          headless browser for the HTML report's browser test (pytest -m browser)
 set -euo pipefail
 venv=${1:?usage: setup-system.sh VENV}
 
 need=()
-for pkg in nftables python3-nftables iproute2; do
+for pkg in nftables python3-nftables iproute2 chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
