@@ -2,8 +2,9 @@
 enforcer's compiler and the lab; the grammar is in `kubefence.args`.
 
 Exit codes: 0 success (for `can`: allowed), 1 `can`: denied, `check`/`diff`: failed,
-2 bad input or usage, 130 interrupted. Every error the user can cause is a `KubefenceError` and becomes one line per
-problem on stderr; warnings and notes go to stderr too, so stdout stays machine-readable.
+2 bad input or usage, 130 interrupted. Every error the user can cause is a `KubefenceError`
+and becomes one line per problem on stderr; warnings and notes go to stderr too, so stdout
+stays machine-readable.
 """
 
 from __future__ import annotations
