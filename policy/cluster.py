@@ -156,6 +156,7 @@ class ClusterState:
     policies: tuple[Policy, ...]
     warnings: tuple[Problem, ...] = ()
     notes: tuple[str, ...] = ()
+    service_ips: Mapping[str, tuple[IPAddress, ...]] = field(default_factory=dict)  # ns/name
 
     def pod(self, key: str) -> PodInfo | None:
         for p in self.pods:

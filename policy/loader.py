@@ -12,6 +12,7 @@ problems are returned as warnings.
 from __future__ import annotations
 
 import gc
+import ipaddress
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from policy.addresses import IPAddress
 from policy.cluster import ClusterState, Direction, PodInfo, Policy
 from policy.defaults import DEFAULT_NAMESPACE, build_pod, build_policy, namespace_labels
 from policy.documents import Document, expand_paths, parse_documents, read_source
@@ -32,6 +34,7 @@ from policy.models import (
     Pod,
     PodSpec,
     PodTemplateSpec,
+    Service,
     Workload,
 )
 from policy.validation import (
@@ -137,6 +140,7 @@ class _LoadState:
     ignored: Counter[str] = field(default_factory=Counter)
     terminal: int = 0
     skipped_files: int = 0
+    service_ips: dict[str, tuple[IPAddress, ...]] = field(default_factory=dict)
 
     def add(self, doc: Document) -> None:
         data = doc.data
@@ -165,6 +169,8 @@ class _LoadState:
             self._parse(doc, CronJob, self._cronjob)
         elif kind in WORKLOAD_KINDS:
             self._parse(doc, Workload, self._workload)
+        elif kind == "Service":
+            self._parse(doc, Service, self._service)
         else:
             self.ignored[kind] += 1
 
@@ -219,6 +225,24 @@ class _LoadState:
             )
             for w in warnings
         )
+
+    def _service(self, doc: Document, svc: Service, obj: str) -> None:
+        """Only the cluster IPs are kept (for lints); headless Services have none."""
+        texts = [t for t in (*svc.spec.cluster_ips, svc.spec.cluster_ip or "")
+                 if t and t != "None"]
+        ips = []
+        for i, text in enumerate(texts):
+            try:
+                ip = ipaddress.ip_address(text)
+            except ValueError:
+                path = ("spec.clusterIP" if i >= len(svc.spec.cluster_ips)
+                        else f"spec.clusterIPs[{i}]")
+                self._error(doc, obj, path, f"{text!r}: not a valid IP address")
+                return
+            if ip not in ips:
+                ips.append(ip)
+        namespace = svc.metadata.namespace or DEFAULT_NAMESPACE
+        self.service_ips[f"{namespace}/{svc.metadata.name}"] = tuple(ips)
 
     def _workload(self, doc: Document, wl: Workload, obj: str) -> None:
         self._add_workload(doc, obj, wl.metadata, wl.spec.template, "spec.template")
@@ -324,6 +348,7 @@ class _LoadState:
             policies=tuple(sorted(self.policies, key=lambda p: (p.namespace, p.name))),
             warnings=tuple(warnings),
             notes=tuple(notes),
+            service_ips=dict(self.service_ips),
         )
 
     def _standing_workloads(self) -> list[PodInfo]:

@@ -208,3 +208,20 @@ class CronJob(BaseModel):
 
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: CronJobSpec = Field(default_factory=CronJobSpec)
+
+
+class ServiceSpec(BaseModel):
+    model_config = _CONFIG
+
+    cluster_ip: StrictStr | None = Field(default=None, alias="clusterIP")
+    cluster_ips: tuple[StrictStr, ...] = Field(default=(), alias="clusterIPs")
+
+
+class Service(BaseModel):
+    """Read only for its cluster IPs: NetworkPolicy does not select Services, but an ipBlock
+    that covers their addresses is worth a lint."""
+
+    model_config = _CONFIG
+
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: ServiceSpec = Field(default_factory=ServiceSpec)

@@ -88,13 +88,13 @@ def test_warnings_go_to_stderr_and_keep_stdout_parseable(tmp_path: Path) -> None
     f = tmp_path / "p.yaml"
     f.write_text("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
                  "metadata: {name: p, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n"
-                 "  - from: [{ipBlock: {cidr: 10.0.0.1/8}}]\n---\napiVersion: v1\nkind: Service\n"
+                 "  - from: [{ipBlock: {cidr: 10.0.0.1/8}}]\n---\napiVersion: v1\nkind: ConfigMap\n"
                  "metadata: {name: s}\n")
     code, out, err = run("matrix", str(f), "-o", "json")
     assert code == 0
     json.loads(out)
     assert "warning:" in err and "host bits" in err
-    assert "note: ignored 1 objects of other kinds (Service 1)" in err
+    assert "note: ignored 1 objects of other kinds (ConfigMap 1)" in err
     assert run("matrix", str(f), "-o", "json", "-q")[2] == ""
 
 

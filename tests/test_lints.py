@@ -64,6 +64,9 @@ Expected = tuple[Severity, int, str] | None
 W, E, N = Severity.WARNING, Severity.ERROR, Severity.NOTE
 
 # (id, objects, code, expected)
+SERVICE: Obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns",
+                 "namespace": "x"}, "spec": {"clusterIP": "10.96.0.10"}}
+
 CASES: list[tuple[str, list[Obj], str, Expected]] = [
     ("kf101-egress-deny-without-dns", BASE + policies(egress(A)), "KF101",
      (W, 109, "spec.policyTypes")),
@@ -128,6 +131,12 @@ CASES: list[tuple[str, list[Obj], str, Expected]] = [
     ("kf106-near-miss-pods-carved-out",
      BASE + policies(ingress(A, from_({"ipBlock": {"cidr": "10.0.0.0/8",
                                                    "except": ["10.0.0.0/16"]}}))),
+     "KF106", None),
+    ("kf106-ipblock-covers-a-service-ip",
+     BASE + policies(ingress(A, from_({"ipBlock": {"cidr": "10.96.0.0/12"}}))) + [SERVICE],
+     "KF106", (W, 121, "spec.ingress[0].from[0].ipBlock")),
+    ("kf106-near-miss-service-outside-block",
+     BASE + policies(ingress(A, from_({"ipBlock": {"cidr": "203.0.113.0/24"}}))) + [SERVICE],
      "KF106", None),
     ("kf107-duplicate-rule-reported-once",
      BASE + policies(ingress(A, from_({"podSelector": B}), from_({"podSelector": B}))),

@@ -248,7 +248,8 @@ metadata: {name: c}
 """
     state = _load(text)
     assert [p.key for p in state.pods] == ["x/a"]
-    assert state.notes == ("ignored 2 objects of other kinds (ConfigMap 1, Service 1)",)
+    assert state.notes == ("ignored 1 objects of other kinds (ConfigMap 1)",)
+    assert state.service_ips == {"x/s": ()}  # Services are read for their cluster IPs
 
 
 def test_finished_pods_are_left_out_with_a_note() -> None:
@@ -331,3 +332,17 @@ def test_broken_manifest_in_a_folder_is_an_error_not_skipped(tmp_path: Path) -> 
     with pytest.raises(InputError) as info:
         load([str(tmp_path)])
     assert [p.location.file for p in info.value.problems] == [str(tmp_path / "policy.yaml")]
+
+
+def test_service_cluster_ips_are_kept_and_validated() -> None:
+    text = ("apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: x}\n"
+            "spec: {clusterIP: 10.96.0.10, clusterIPs: [10.96.0.10, 'fd00::a']}\n---\n"
+            "apiVersion: v1\nkind: Service\nmetadata: {name: h, namespace: x}\n"
+            "spec: {clusterIP: None}\n")
+    state = _load(text)
+    assert {k: [str(ip) for ip in v] for k, v in state.service_ips.items()} == {
+        "x/s": ["10.96.0.10", "fd00::a"], "x/h": []}
+    errors = _errors("apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: x}\n"
+                     "spec: {clusterIP: 10.96.0.300}\n")
+    assert errors == ["in.yaml:4: Service x/s: spec.clusterIP: '10.96.0.300': "
+                      "not a valid IP address"]

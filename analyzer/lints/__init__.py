@@ -8,7 +8,7 @@ Each module is one family of lints; every lint reads the engine's `Analysis` and
     KF103 warning  a selector peer that matches no pod                (selection)
     KF104 error    a named port no destination pod defines            (ports)
     KF105 warning  namespaceSelector and podSelector as separate peers (peers)
-    KF106 warning  an ipBlock covering pod addresses, or with host bits set (peers)
+    KF106 warning  an ipBlock covering pod or Service addresses, or host bits set (peers)
     KF107 note     a redundant rule                                   (redundancy)
     KF108 warning  a namespace without default deny beside isolated pods (coverage)
     KF109 note     pods open to every namespace on every port         (coverage)
@@ -50,7 +50,7 @@ LINT_DOCS: dict[str, str] = {
     "KF103": "a selector peer that matches no pod or namespace",
     "KF104": "a named port no destination pod defines (or defines with another protocol)",
     "KF105": "a namespaceSelector-only peer beside a podSelector-only peer (AND/OR trap)",
-    "KF106": "an ipBlock covering pod addresses, or a CIDR with host bits set",
+    "KF106": "an ipBlock covering pod or Service addresses, or a CIDR with host bits set",
     "KF107": "a rule made redundant by other rules",
     "KF108": "a namespace where some pods are isolated and others have no policy",
     "KF109": "pods open to every namespace on every port",

@@ -59,12 +59,23 @@ def ip_blocks(analysis: Analysis) -> list[Finding]:
             for i, peer in enumerate(rule.peers):
                 if peer.ip_block is None:
                     continue
+                field = f"{peers_field(rule)}[{i}].ipBlock"
+                services = sorted(key for key, ips in analysis.cluster.service_ips.items()
+                                  if any(peer.ip_block.addresses.contains(ip) for ip in ips))
+                if services:
+                    out.append(Finding(
+                        "KF106", Severity.WARNING,
+                        f"NetworkPolicy {policy.key}: ipBlock {peer.ip_block} covers the "
+                        f"cluster IP of Service {name_pods(services)}; traffic to a Service is "
+                        "usually translated to its pods' addresses before policy applies",
+                        "allow the Service's pods with podSelector/namespaceSelector instead",
+                        policy_location(policy, field, rule.line),
+                    ))
                 matched = compiler.peer_matches(policy, peer)[: len(pods)]
                 hit = [pods[j].key for j in matched.nonzero()[0].tolist()
                        if not pods[j].host_network]
                 if not hit:
                     continue
-                field = f"{peers_field(rule)}[{i}].ipBlock"
                 out.append(Finding(
                     "KF106", Severity.WARNING,
                     f"NetworkPolicy {policy.key}: ipBlock {peer.ip_block} also matches the "
