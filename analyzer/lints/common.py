@@ -7,9 +7,10 @@ with `field` set to the path concerned and `line` to the rule's line when it is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from policy.cluster import Direction, PodInfo, Policy, Rule
+from policy.cluster import Direction, Peer, PodInfo, Policy, Rule
+from policy.engine import Analysis
 from policy.errors import Location
 
 MAX_NAMED = 3  # pods named in a message before "and N more"
@@ -38,6 +39,15 @@ def peers_field(rule: Rule) -> str:
 
 def rule_location(policy: Policy, rule: Rule, suffix: str = "") -> Location:
     return policy_location(policy, rule_field(rule) + suffix, rule.line)
+
+
+def peers_of(analysis: Analysis) -> Iterator[tuple[Policy, Rule, str, Peer]]:
+    """Every peer of every rule, with the field path that points at it (`...from[1]`)."""
+    for cp in analysis.policies:
+        policy = cp.policy
+        for rule in policy.ingress + policy.egress:
+            for i, peer in enumerate(rule.peers):
+                yield policy, rule, f"{peers_field(rule)}[{i}]", peer
 
 
 def name_pods(keys: Iterable[str]) -> str:

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from analyzer.findings import Finding, Severity
-from analyzer.lints.common import name_pods, peers_field, policy_location
+from analyzer.lints.common import name_pods, peers_field, peers_of, policy_location
 from analyzer.lints.selection import peer_compiler
 from policy.cluster import Peer
 from policy.engine import Analysis
@@ -53,37 +53,34 @@ def ip_blocks(analysis: Analysis) -> list[Finding]:
     compiler = peer_compiler(analysis)
     pods = analysis.endpoints.pods
     out = []
-    for cp in analysis.policies:
-        policy = cp.policy
-        for rule in policy.ingress + policy.egress:
-            for i, peer in enumerate(rule.peers):
-                if peer.ip_block is None:
-                    continue
-                field = f"{peers_field(rule)}[{i}].ipBlock"
-                services = sorted(key for key, ips in analysis.cluster.service_ips.items()
-                                  if any(peer.ip_block.addresses.contains(ip) for ip in ips))
-                if services:
-                    out.append(Finding(
-                        "KF106", Severity.WARNING,
-                        f"NetworkPolicy {policy.key}: ipBlock {peer.ip_block} covers the "
-                        f"cluster IP of Service {name_pods(services)}; traffic to a Service is "
-                        "usually translated to its pods' addresses before policy applies",
-                        "allow the Service's pods with podSelector/namespaceSelector instead",
-                        policy_location(policy, field, rule.line),
-                    ))
-                matched = compiler.peer_matches(policy, peer)[: len(pods)]
-                hit = [pods[j].key for j in matched.nonzero()[0].tolist()
-                       if not pods[j].host_network]
-                if not hit:
-                    continue
-                out.append(Finding(
-                    "KF106", Severity.WARNING,
-                    f"NetworkPolicy {policy.key}: ipBlock {peer.ip_block} also matches the "
-                    f"pod address(es) of {name_pods(hit)}",
-                    "select pods with podSelector/namespaceSelector, and carve pod CIDRs out "
-                    "of the block with `except`",
-                    policy_location(policy, field, rule.line),
-                ))
+    for policy, rule, peer_field, peer in peers_of(analysis):
+        if peer.ip_block is None:
+            continue
+        field = f"{peer_field}.ipBlock"
+        services = sorted(key for key, ips in analysis.cluster.service_ips.items()
+                          if any(peer.ip_block.addresses.contains(ip) for ip in ips))
+        if services:
+            out.append(Finding(
+                "KF106", Severity.WARNING,
+                f"NetworkPolicy {policy.key}: ipBlock {peer.ip_block} covers the "
+                f"cluster IP of Service {name_pods(services)}; traffic to a Service is "
+                "usually translated to its pods' addresses before policy applies",
+                "allow the Service's pods with podSelector/namespaceSelector instead",
+                policy_location(policy, field, rule.line),
+            ))
+        matched = compiler.peer_matches(policy, peer)[: len(pods)]
+        hit = [pods[j].key for j in matched.nonzero()[0].tolist()
+               if not pods[j].host_network]
+        if not hit:
+            continue
+        out.append(Finding(
+            "KF106", Severity.WARNING,
+            f"NetworkPolicy {policy.key}: ipBlock {peer.ip_block} also matches the "
+            f"pod address(es) of {name_pods(hit)}",
+            "select pods with podSelector/namespaceSelector, and carve pod CIDRs out "
+            "of the block with `except`",
+            policy_location(policy, field, rule.line),
+        ))
     for warning in analysis.cluster.warnings:
         if HOST_BITS not in warning.message:
             continue

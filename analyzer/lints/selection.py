@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from analyzer.findings import Finding, Severity
-from analyzer.lints.common import name_pods, peers_field, policy_location
+from analyzer.lints.common import name_pods, peers_of, policy_location
 from policy.cluster import Peer
 from policy.engine import Analysis
 from policy.rules import PolicyCompiler
@@ -50,24 +50,20 @@ def empty_peers(analysis: Analysis) -> list[Finding]:
     compiler = peer_compiler(analysis)
     n = analysis.endpoints.n_pods
     out = []
-    for cp in analysis.policies:
-        policy = cp.policy
-        for rule in policy.ingress + policy.egress:
-            for i, peer in enumerate(rule.peers):
-                if peer.ip_block is not None:
-                    continue
-                if compiler.peer_matches(policy, peer)[:n].any():
-                    continue
-                if _namespace_exists(analysis, peer):
-                    continue
-                field = f"{peers_field(rule)}[{i}]"
-                out.append(Finding(
-                    "KF103", Severity.WARNING,
-                    f"NetworkPolicy {policy.key}: {field} ({peer}) matches no pod",
-                    "check the selector's labels against the pods' and namespaces' labels "
-                    "(a podSelector alone only looks in the policy's namespace)",
-                    policy_location(policy, field, rule.line),
-                ))
+    for policy, rule, field, peer in peers_of(analysis):
+        if peer.ip_block is not None:
+            continue
+        if compiler.peer_matches(policy, peer)[:n].any():
+            continue
+        if _namespace_exists(analysis, peer):
+            continue
+        out.append(Finding(
+            "KF103", Severity.WARNING,
+            f"NetworkPolicy {policy.key}: {field} ({peer}) matches no pod",
+            "check the selector's labels against the pods' and namespaces' labels "
+            "(a podSelector alone only looks in the policy's namespace)",
+            policy_location(policy, field, rule.line),
+        ))
     return out
 
 
