@@ -1,7 +1,7 @@
 """The compiler: the policy engine's allow answer for a node's pods, as a `NodeRuleset`.
 
 Nothing here evaluates a policy. For each local pod and direction the engine's profile row
-(`Analysis.side(d).arrays[profile]`) already says which port atoms each endpoint (pod or
+(`Analysis.side(d).row(profile)`) already says which port atoms each endpoint (pod or
 external range) may use; the compiler groups endpoints by that mask, turns each group's
 addresses into disjoint intervals, and each mask into port ranges, per address family. Named
 ports, endPort ranges, ipBlock excepts and the SCTP/TCP split are all in those masks already.
@@ -80,7 +80,7 @@ def _direction(analyses: dict[Family, Analysis], pod: PodInfo, direction: Direct
         isolated = True
         key = (family, direction, profile)  # pods of one profile share their elements
         if key not in cache:
-            cache[key] = frozenset(_elements(analysis, family, side.arrays[profile]))
+            cache[key] = frozenset(_elements(analysis, family, side.row(profile)))
         elements |= cache[key]
     return frozenset(elements) if isolated else None
 

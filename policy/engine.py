@@ -5,47 +5,38 @@ direction selects is not isolated: everything is allowed. An isolated pod allows
 the rules of those policies (`Policies are additive`). A connection needs both ends: the
 client's egress toward the server and the server's ingress from the client.
 
-Pods that see exactly the same rules (and, for ingress, resolve their named ports alike) share
-one *profile*: a (peers x words) array of allowed port atoms. A cell of the matrix is
-`egress[profile(src)][dst] & ingress[profile(dst)][src]`. Explanations (`policy.explain`) read
-the same compiled rules, so they always agree with the matrix.
+Everything is computed over peer classes (`policy.classes`): endpoints no policy can tell
+apart. Classes that see exactly the same rules (and, for ingress, resolve their named ports
+alike) share one *profile*, whose row says which port atoms it allows toward each class: a
+`base` mask toward every endpoint (rules without peers) plus a sparse row over classes (CSR).
+A cell of the matrix is `egress[profile(src)][class(dst)] & ingress[profile(dst)][class(src)]`;
+expanding classes to pods happens only for output. Explanations (`policy.explain`) read the same
+compiled rules, so they always agree with the matrix.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import numpy.typing as npt
 
 from policy.addresses import Family
+from policy.classes import PeerClasses
 from policy.cluster import ClusterState, Direction
 from policy.portatoms import PortAtoms, Words
 from policy.ports import PortSet, Protocol
 from policy.rules import (
     BoolArray,
-    CompiledPolicy,
     CompiledRule,
     Endpoints,
+    IntArray,
+    NamedPort,
     PolicyCompiler,
     build_endpoints,
     named_mask,
     rule_port_ranges,
 )
+from policy.sides import UNRESTRICTED, Side, build_side
 
-UNRESTRICTED = 0  # profile index of "not isolated": every peer, every port
-
-
-@dataclass(frozen=True, eq=False)
-class Side:
-    """One direction's answer for every endpoint: profile index and the rules behind it."""
-
-    direction: Direction
-    profile_of: npt.NDArray[np.int64]  # endpoint -> profile; externals are UNRESTRICTED
-    arrays: npt.NDArray[np.uint64]  # profile x endpoint x word
-    rules_of: tuple[tuple[CompiledRule, ...], ...]  # per pod: the rules that apply to it
-    isolating: tuple[tuple[CompiledPolicy, ...], ...]  # per pod: the policies isolating it
-
+__all__ = ["UNRESTRICTED", "Analysis", "Side"]
 
 class Analysis:
     """The allow answer for a whole cluster, computed once; cheap to query."""
@@ -57,82 +48,65 @@ class Analysis:
         self.family = family
         self.endpoints: Endpoints = build_endpoints(cluster)
         self.atoms = PortAtoms(rule_port_ranges(cluster))
-        self.policies = PolicyCompiler(cluster, self.endpoints, self.atoms, family).compile()
+        self.compiler = PolicyCompiler(cluster, self.endpoints, self.atoms, family)
+        self.classes: PeerClasses = self.compiler.classes
+        self.policies = self.compiler.compile()
         self._index = {self.endpoints.key(j): j for j in range(self.endpoints.count)}
-        self._named_cache: dict[tuple[tuple[Protocol, str], ...], Words] = {}
-        self.ingress = self._side(Direction.INGRESS)
-        self.egress = self._side(Direction.EGRESS)
+        self._named_cache: dict[tuple[NamedPort, ...], Words] = {}
+        self.ingress: Side = build_side(Direction.INGRESS, self.policies, self.endpoints,
+                                        self.classes, self.atoms, self._class_named_words)
+        self.egress: Side = build_side(Direction.EGRESS, self.policies, self.endpoints,
+                                       self.classes, self.atoms, self._class_named_words)
 
-    # -- building ------------------------------------------------------------------------
-
-    def _side(self, direction: Direction) -> Side:
-        ep = self.endpoints
-        n, count, words = ep.n_pods, ep.count, self.atoms.words
-        rules_of: list[list[CompiledRule]] = [[] for _ in range(n)]
-        isolating: list[list[CompiledPolicy]] = [[] for _ in range(n)]
-        for cp in self.policies:
-            if direction not in cp.policy.policy_types:
-                continue
-            rules = cp.rules[direction]
-            for i in np.flatnonzero(cp.subjects).tolist():
-                isolating[i].append(cp)
-                rules_of[i].extend(rules)
-        profiles: dict[object, int] = {}
-        profile_of = np.full(count, UNRESTRICTED, dtype=np.int64)
-        for i in range(n):
-            if not isolating[i]:
-                continue
-            key: object = tuple(r.id for r in rules_of[i])
-            if direction is Direction.INGRESS:  # named ports resolve on the subject itself
-                key = (key, tuple(named_mask(self.atoms, ep.pods[i], r.named) for r in rules_of[i]))
-            profile_of[i] = profiles.setdefault(key, len(profiles) + 1)
-        arrays = np.zeros((len(profiles) + 1, count, words), dtype=np.uint64)
-        arrays[UNRESTRICTED] = self.atoms.to_words(self.atoms.all_mask)
-        built = set()
-        for i in range(n):
-            prof = int(profile_of[i])
-            if prof != UNRESTRICTED and prof not in built:
-                built.add(prof)
-                for rule in rules_of[i]:
-                    self.add_rule(arrays[prof], rule, i, direction)
-        return Side(
-            direction,
-            profile_of,
-            arrays,
-            tuple(tuple(r) for r in rules_of),
-            tuple(tuple(p) for p in isolating),
-        )
+    # -- rules, for explanations and lints -------------------------------------------------
 
     def add_rule(self, out: Words, rule: CompiledRule, subject: int,
                  direction: Direction) -> None:
         """OR into `out` (endpoint x word) the atoms `rule` allows between `subject` and each
-        peer: the one step both the matrix and the explanations are built from."""
+        peer: the same step the profile rows are built from, at endpoint level."""
+        peers = rule.peers
         if direction is Direction.INGRESS:
             mask = rule.fixed | named_mask(self.atoms, self.endpoints.pods[subject], rule.named)
-            out[rule.peers] |= self.atoms.to_words(mask)
+            out[peers] |= self.atoms.to_words(mask)
             return
-        out[rule.peers] |= self.atoms.to_words(rule.fixed)
+        out[peers] |= self.atoms.to_words(rule.fixed)
         if rule.named:
-            out[rule.peers] |= self._named_words(rule.named)[rule.peers]
+            out[peers] |= self._class_named_words(rule.named)[self.classes.class_of[peers]]
 
     def rule_contribution(self, rule: CompiledRule, subject: int,
                           direction: Direction) -> Words:
-        """(endpoint x word): what one rule alone allows (for explanations)."""
+        """(endpoint x word): what one rule alone allows."""
         out = np.zeros((self.endpoints.count, self.atoms.words), dtype=np.uint64)
         self.add_rule(out, rule, subject, direction)
         return out
 
-    def _named_words(self, named: tuple[tuple[Protocol, str], ...]) -> Words:
-        cache = self._named_cache
-        hit = cache.get(named)
+    def rule_words(self, rule: CompiledRule, subject: int, peer: int,
+                   direction: Direction) -> Words:
+        """(word,): what one rule allows between `subject` and one peer."""
+        cls = int(self.classes.class_of[peer])
+        k = int(np.searchsorted(rule.peer_classes, cls))
+        if not rule.all_peers and (k == len(rule.peer_classes) or rule.peer_classes[k] != cls):
+            return np.zeros(self.atoms.words, dtype=np.uint64)
+        if direction is Direction.INGRESS:
+            pod = self.endpoints.pods[subject]
+            return self.atoms.to_words(rule.fixed | named_mask(self.atoms, pod, rule.named))
+        out = self.atoms.to_words(rule.fixed)
+        if rule.named:
+            out = out | self._class_named_words(rule.named)[cls]
+        return out
+
+    def _class_named_words(self, named: tuple[NamedPort, ...]) -> Words:
+        """(class x word): the atoms each class's pods give to these named ports."""
+        hit = self._named_cache.get(named)
         if hit is None:
-            ep = self.endpoints
-            hit = np.zeros((ep.count, self.atoms.words), dtype=np.uint64)
-            for j, pod in enumerate(ep.pods):
-                m = named_mask(self.atoms, pod, named)
-                if m:
-                    hit[j] = self.atoms.to_words(m)
-            cache[named] = hit
+            pods, n = self.endpoints.pods, self.endpoints.n_pods
+            hit = np.zeros((self.classes.count, self.atoms.words), dtype=np.uint64)
+            for c, j in enumerate(self.classes.representative.tolist()):
+                if j < n:
+                    m = named_mask(self.atoms, pods[j], named)
+                    if m:
+                        hit[c] = self.atoms.to_words(m)
+            self._named_cache[named] = hit
         return hit
 
     # -- queries -------------------------------------------------------------------------
@@ -150,10 +124,10 @@ class Analysis:
         return bool(self.side(direction).isolating[pod])
 
     def cell_words(self, src: int, dst: int) -> Words:
-        out: Words = (
-            self.egress.arrays[self.egress.profile_of[src], dst]
-            & self.ingress.arrays[self.ingress.profile_of[dst], src]
-        )
+        cs, cd = int(self.classes.class_of[src]), int(self.classes.class_of[dst])
+        eg, ing = self.egress, self.ingress
+        out: Words = (eg.lookup(int(eg.profile_of_class[cs]), cd)
+                      & ing.lookup(int(ing.profile_of_class[cd]), cs))
         return out
 
     def allowed(self, src: int, dst: int) -> PortSet:
@@ -163,19 +137,30 @@ class Analysis:
             return PortSet.empty()
         return self.atoms.to_ports(self.atoms.from_words(self.cell_words(src, dst)))
 
-    def block(self, sources: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    def class_block(self, sources: IntArray) -> Words:
+        """(len(sources) x class x word): cells between source classes and every class."""
+        eg, ing = self.egress, self.ingress
+        out = np.empty((len(sources), self.classes.count, self.atoms.words), dtype=np.uint64)
+        for k, cls in enumerate(sources.tolist()):
+            out[k] = eg.class_row(int(eg.profile_of_class[cls]))
+            out[k] &= ing.class_column(cls)[ing.profile_of_class]
+        return out
+
+    def block(self, sources: IntArray) -> Words:
         """(len(sources) x endpoint x word): cells for a block of source rows at once."""
-        eg = self.egress.arrays[self.egress.profile_of[sources]]  # src x dst x w
-        ing = self.ingress.arrays[:, sources][self.ingress.profile_of]  # dst x src x w
-        out: npt.NDArray[np.uint64] = eg & ing.transpose(1, 0, 2)
+        classes, inverse = np.unique(self.classes.class_of[sources], return_inverse=True)
+        cells = self.class_block(classes)[inverse.reshape(-1)]
+        out: Words = cells[:, self.classes.class_of]
         return out
 
     def probe(self, protocol: Protocol, port: int) -> BoolArray:
         """(endpoint x endpoint) booleans: may src reach dst on this destination port."""
         word, bit = self.atoms.word_bit(protocol, port)
-        eg = (self.egress.arrays[:, :, word] & bit) != 0  # profile x dst
-        ing = (self.ingress.arrays[:, :, word] & bit) != 0  # profile x src
-        out: BoolArray = eg[self.egress.profile_of] & ing[self.ingress.profile_of].T
+        eg = self.egress.bits(word, bit)[self.egress.profile_of_class]  # src class x dst class
+        ing = self.ingress.bits(word, bit)[self.ingress.profile_of_class]  # dst x src
+        by_class = eg & ing.T
+        of = self.classes.class_of
+        out: BoolArray = by_class[of][:, of]
         n = self.endpoints.n_pods
         out[n:, n:] = False
         return out

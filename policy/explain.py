@@ -61,7 +61,7 @@ def explain_side(
     matches = []
     allowed = PortSet.empty()
     for rule in side.rules_of[subject]:
-        row = analysis.rule_contribution(rule, subject, direction)[peer]
+        row = analysis.rule_words(rule, subject, peer, direction)
         ports = analysis.atoms.to_ports(analysis.atoms.from_words(row))
         if ports:
             matches.append(RuleMatch(rule.policy, rule.rule, ports))

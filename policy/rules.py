@@ -1,28 +1,34 @@
-"""Compiled policies: each rule's peers as a boolean vector over endpoints, its ports as atoms.
+"""Compiled policies: each rule's peers as a set of peer classes, its ports as atoms.
 
-Endpoints are the cluster's pods (in `ClusterState` order) followed by the external peers. A
-rule's peer vector answers "does this rule's `from`/`to` match endpoint j"; its ports are a
-fixed atom mask plus named ports, which resolve against the destination pod: the subject for
-ingress rules, the peer for egress rules. Selector matching runs once per distinct
-(namespace, labels) group, not once per pod.
+Endpoints are the cluster's pods (in `ClusterState` order) followed by the external peers; the
+compiler first partitions them into peer classes (`policy.classes`) from every selector,
+ipBlock and named port the policies use, then answers each policy's podSelector and each
+rule's `from`/`to` as a sorted array of class ids. A rule's ports are a fixed atom mask plus
+named ports, which resolve against the destination pod: the subject for ingress rules, the
+peer for egress rules. Selectors are answered by the label index (`policy.labelindex`), once
+per distinct selection; endpoint-level vectors are expanded from classes only on demand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
-from policy.addresses import Family
+from policy.addresses import AddressSet, Family
+from policy.classes import PeerClasses, address_vectors, build_classes, inside
 from policy.cluster import ClusterState, Direction, Peer, PodInfo, Policy, Rule
 from policy.externals import External, external_peers
+from policy.labelindex import LabelIndex
 from policy.portatoms import PortAtoms
 from policy.ports import MAX_PORT, MIN_PORT, Protocol
 from policy.selectors import LabelSelector
 
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 NamedPort = tuple[Protocol, str]
 
 
@@ -53,16 +59,30 @@ class CompiledRule:
     id: int
     policy: Policy
     rule: Rule
-    peers: BoolArray  # over endpoints
+    peer_classes: IntArray  # sorted ids of the classes the rule's peers match
+    all_peers: bool  # no peers given: every endpoint, externals included
     fixed: int  # atom mask that does not depend on the destination pod
     named: tuple[NamedPort, ...]  # named ports, resolved against the destination pod
+    classes: PeerClasses
+
+    @cached_property
+    def peers(self) -> BoolArray:
+        """(endpoint,) booleans: what the rule's peers match."""
+        return self.classes.expand(self.peer_classes)
 
 
 @dataclass(frozen=True, eq=False)
 class CompiledPolicy:
     policy: Policy
-    subjects: BoolArray  # over pods: which pods the policy selects
+    subject_classes: IntArray  # sorted ids of the classes the policy selects
     rules: Mapping[Direction, tuple[CompiledRule, ...]]
+    classes: PeerClasses
+
+    @cached_property
+    def subjects(self) -> BoolArray:
+        """(pod,) booleans: which pods the policy selects."""
+        n = len(self.classes.class_of) - (self.classes.count - self.classes.n_pod_classes)
+        return self.classes.expand(self.subject_classes)[:n]
 
 
 def rule_port_ranges(cluster: ClusterState) -> Iterator[tuple[Protocol, int, int]]:
@@ -92,56 +112,77 @@ def named_mask(atoms: PortAtoms, pod: PodInfo, named: tuple[NamedPort, ...]) -> 
 
 
 class PolicyCompiler:
-    """Compiles every policy of a cluster against its endpoints and port atoms."""
+    """Compiles every policy of a cluster against its endpoints and port atoms, over classes."""
 
     def __init__(self, cluster: ClusterState, endpoints: Endpoints, atoms: PortAtoms,
                  family: Family | None = None) -> None:
         self.cluster = cluster
         self.endpoints = endpoints
         self.atoms = atoms
-        groups: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-        index = []
-        for pod in endpoints.pods:
-            key = (pod.namespace, tuple(sorted(pod.labels.items())))
-            index.append(groups.setdefault(key, len(groups)))
-        self._group_of = np.array(index, dtype=np.int64)
-        self._group_count = len(groups)
-        # Label groups by namespace, so a selector only looks at the namespaces it can match.
-        self._groups_in: dict[str, list[tuple[int, dict[str, str]]]] = {}
-        for (ns, labels), g in groups.items():
-            self._groups_in.setdefault(ns, []).append((g, dict(labels)))
-        self._selectable = np.array([not p.host_network for p in endpoints.pods], dtype=bool)
-        # Pod addresses for ipBlock matching: IPv4 as a vector, the (rarer) IPv6 as a list.
-        # Every endpoint's address for ipBlock matching: a pod's address in the family analysed,
-        # an external range's representative. External ranges are cells of the laminar family
-        # of mentioned CIDRs, so a range lies inside a block exactly when its representative
-        # does. IPv4 as one vector; the (rarer) IPv6 addresses as a list.
-        addresses = [p.address_in(family) for p in endpoints.pods]
-        addresses += [e.representative for e in endpoints.externals]
-        self._v4 = np.array([int(a) if a is not None and a.version == 4 else -1
-                             for a in addresses], dtype=np.int64)
-        self._v6 = [(j, int(a)) for j, a in enumerate(addresses)
-                    if a is not None and a.version == 6]
-        self._cache: dict[object, BoolArray] = {}
+        self.labels = LabelIndex(endpoints.pods, cluster.namespaces)
+        selections, blocks, named = self._features()
+        pod_addresses = [p.address_in(family) for p in endpoints.pods]
+        self.classes = build_classes(endpoints.pods, len(endpoints.externals),
+                                     self.labels.group_of, selections, blocks, named,
+                                     pod_addresses)
+        cls = self.classes
+        # group -> its selectable classes, as CSR: a selection's classes in one gather.
+        n = endpoints.n_pods
+        pairs = np.unique(np.stack([self.labels.group_of, cls.class_of[:n]], axis=1), axis=0)
+        pairs = pairs[cls.selectable[pairs[:, 1]]] if len(pairs) else pairs.reshape(0, 2)
+        self._group_classes = pairs[:, 1] if len(pairs) else np.zeros(0, dtype=np.int64)
+        self._group_bounds = np.searchsorted(pairs[:, 0] if len(pairs) else self._group_classes,
+                                             np.arange(self.labels.count + 1))
+        # Every class's address for ipBlock matching: its representative's, in the family
+        # analysed (an external range's representative stands for the whole range).
+        reps = [endpoints.pods[int(j)].address_in(family) if j < n
+                else endpoints.externals[int(j) - n].representative for j in cls.representative]
+        self._v4, self._v6 = address_vectors(reps)
+        self._all = np.arange(cls.count, dtype=np.int64)
+        self._cache: dict[object, IntArray] = {}
         self._next_id = 0
+
+    def _features(self) -> tuple[list[IntArray], list[AddressSet], list[NamedPort]]:
+        """Every selection, ipBlock and named port the policies use: what tells pods apart."""
+        selections: dict[object, IntArray] = {}
+        blocks: dict[object, AddressSet] = {}
+        named: set[NamedPort] = set()
+        for policy in self.cluster.policies:
+            key = self.labels.key(policy.pod_selector, None, policy.namespace)
+            if key not in selections:
+                selections[key] = self.labels.groups(policy.pod_selector, None, policy.namespace)
+            for rule in policy.ingress + policy.egress:
+                for peer in rule.peers:
+                    if peer.ip_block is not None:
+                        blocks.setdefault(peer.ip_block.addresses, peer.ip_block.addresses)
+                        continue
+                    key = self.labels.key(peer.pod_selector, peer.namespace_selector,
+                                          policy.namespace)
+                    if key not in selections:
+                        selections[key] = self.labels.groups(
+                            peer.pod_selector, peer.namespace_selector, policy.namespace)
+                for port in rule.ports:
+                    if isinstance(port.port, str):
+                        named.add((port.protocol, port.port))
+        return list(selections.values()), list(blocks.values()), sorted(named)
 
     def compile(self) -> list[CompiledPolicy]:
         return [self._policy(p) for p in self.cluster.policies]
 
     def _policy(self, policy: Policy) -> CompiledPolicy:
-        subjects = self._pods_matching(policy.pod_selector, None, policy.namespace)
+        subjects = self._selected(policy.pod_selector, None, policy.namespace)
         rules = {d: tuple(self._rule(policy, r) for r in policy.rules(d)) for d in Direction}
-        return CompiledPolicy(policy, subjects, rules)
+        return CompiledPolicy(policy, subjects, rules, self.classes)
 
     def _rule(self, policy: Policy, rule: Rule) -> CompiledRule:
-        n = self.endpoints.count
         if not rule.peers:
             # `If this field is empty or missing, this rule matches all sources/destinations`
-            peers = np.ones(n, dtype=bool)
+            peers, every = self._all, True
+        elif len(rule.peers) == 1:
+            peers, every = self._peer(policy, rule.peers[0]), False
         else:
-            peers = np.zeros(n, dtype=bool)
-            for peer in rule.peers:
-                peers |= self._peer(policy, peer)
+            peers = np.unique(np.concatenate([self._peer(policy, p) for p in rule.peers]))
+            every = False
         fixed = 0
         named: list[NamedPort] = []
         if not rule.ports:
@@ -155,57 +196,38 @@ class PolicyCompiler:
             else:
                 named.append((port.protocol, port.port))
         self._next_id += 1
-        return CompiledRule(self._next_id - 1, policy, rule, peers, fixed, tuple(named))
+        return CompiledRule(self._next_id - 1, policy, rule, peers, every, fixed, tuple(named),
+                            self.classes)
 
     def peer_matches(self, policy: Policy, peer: Peer) -> BoolArray:
         """(endpoint,) booleans: what one peer of one of `policy`'s rules matches on its own
-        (a rule's compiled vector is the OR of its peers). A fresh array, safe to modify."""
-        return self._peer(policy, peer).copy()
+        (a rule's peers are the union of its peers'). A fresh array, safe to modify."""
+        return self.classes.expand(self._peer(policy, peer))
 
-    def _peer(self, policy: Policy, peer: Peer) -> BoolArray:
-        out = np.zeros(self.endpoints.count, dtype=bool)
+    def _peer(self, policy: Policy, peer: Peer) -> IntArray:
         if peer.ip_block is not None:
-            block = peer.ip_block.addresses
-            for lo, hi in block.intervals(Family.IPV4):
-                out |= (self._v4 >= lo) & (self._v4 <= hi)
-            v6 = block.intervals(Family.IPV6)
-            for j, n in self._v6:
-                out[j] = any(lo <= n <= hi for lo, hi in v6)
-            return out
-        # podSelector alone: pods of the policy's namespace. namespaceSelector alone: every pod
-        # of the selected namespaces. Both: the pods matching podSelector in those namespaces.
-        out[: self.endpoints.n_pods] = self._pods_matching(
-            peer.pod_selector, peer.namespace_selector, policy.namespace
-        )
-        return out
+            key: object = ("ip", peer.ip_block.addresses)
+            hit = self._cache.get(key)
+            if hit is None:
+                hit = np.flatnonzero(inside(peer.ip_block.addresses, self._v4, self._v6))
+                self._cache[key] = hit
+            return hit
+        return self._selected(peer.pod_selector, peer.namespace_selector, policy.namespace)
 
-    def _pods_matching(
-        self, pod_sel: LabelSelector | None, ns_sel: LabelSelector | None, own_namespace: str
-    ) -> BoolArray:
-        key = (
-            pod_sel.key() if pod_sel else None,
-            ns_sel.key() if ns_sel else None,
-            own_namespace if ns_sel is None else None,
-        )
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        if ns_sel is None:
-            namespaces = {own_namespace}
-        else:
-            namespaces = {
-                ns for ns, labels in self.cluster.namespaces.items() if ns_sel.matches(labels)
-            }
-        group_ok = np.zeros(self._group_count, dtype=bool)
-        for ns in namespaces:
-            for g, labels in self._groups_in.get(ns, ()):
-                group_ok[g] = pod_sel is None or pod_sel.matches(labels)
-        result: BoolArray = (
-            group_ok[self._group_of] if len(self._group_of) else np.zeros(0, dtype=bool)
-        ) & self._selectable
-        self._cache[key] = result
-        return result
-
+    def _selected(self, pod_sel: LabelSelector | None, ns_sel: LabelSelector | None,
+                  own_namespace: str) -> IntArray:
+        """Sorted selectable classes: a podSelector alone picks pods of the policy's namespace,
+        a namespaceSelector alone every pod of the selected namespaces, both the pods matching
+        the podSelector in those namespaces."""
+        key = ("sel", self.labels.key(pod_sel, ns_sel, own_namespace))
+        hit = self._cache.get(key)
+        if hit is None:
+            groups = self.labels.groups(pod_sel, ns_sel, own_namespace)
+            b = self._group_bounds
+            parts = [self._group_classes[b[g]:b[g + 1]] for g in groups.tolist()]
+            hit = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+            self._cache[key] = hit
+        return hit
 
 def build_endpoints(cluster: ClusterState) -> Endpoints:
     return Endpoints(cluster.pods, external_peers(cluster))

@@ -51,7 +51,7 @@ def test_elements_are_disjoint_and_say_what_the_engine_says(case: Path) -> None:
                                  and e.port_lo <= port <= e.port_hi for e in elements)
                     side = analysis.side(direction)
                     word, bit = analysis.atoms.word_bit(proto, port)
-                    engine = bool(side.arrays[side.profile_of[me], peer, word] & bit)
+                    engine = bool(side.row(int(side.profile_of[me]))[peer, word] & bit)
                     assert in_set == engine, (rules.key, direction, other.key, proto, port)
 
 

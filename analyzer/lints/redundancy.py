@@ -1,9 +1,9 @@
 """KF107: a rule whose removal would not change what any pod allows.
 
-For each pod a policy selects, the engine's side array (`Side.arrays[profile]`) is the OR of
+For each pod a policy selects, the engine's profile row (`Side.row(profile)`) is the OR of
 the contributions of the rules applying to the pod (`Side.rules_of`). A rule is redundant for a
 pod when the OR of the *other* rules' contributions (`Analysis.rule_contribution`) already
-equals that array; it is reported only when redundant for every pod the policy selects.
+equals that row; it is reported only when redundant for every pod the policy selects.
 Rules are considered last first, and a rule found redundant is left out when judging the
 others, so two identical rules yield one finding (for the later one), and every reported rule
 can be removed together.
@@ -28,7 +28,7 @@ def _redundant_for(analysis: Analysis, rule: CompiledRule, subject: int,
     for other in side.rules_of[subject]:
         if other is not rule and other.id not in removed:
             analysis.add_rule(rest, other, subject, direction)
-    return bool(np.array_equal(rest, side.arrays[side.profile_of[subject]]))
+    return bool(np.array_equal(rest, side.row(int(side.profile_of[subject]))))
 
 
 def redundant_rules(analysis: Analysis) -> list[Finding]:

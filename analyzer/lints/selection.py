@@ -16,8 +16,8 @@ from policy.rules import PolicyCompiler
 
 
 def peer_compiler(analysis: Analysis) -> PolicyCompiler:
-    """A compiler over the analysis' own endpoints and atoms, for per-peer questions."""
-    return PolicyCompiler(analysis.cluster, analysis.endpoints, analysis.atoms, analysis.family)
+    """The analysis' own compiler, for per-peer questions."""
+    return analysis.compiler
 
 
 def selects_nothing(analysis: Analysis) -> list[Finding]:

@@ -1,0 +1,118 @@
+"""Selector matching at cluster scale: an inverted index of pod labels, per namespace.
+
+Pods with the same namespace and labels form one *label group*; every selector answer is a set
+of groups. The index maps each (key, value) and each key of a namespace to its groups, so a
+`matchLabels` selector is an intersection of a few small sets and a selector never looks at
+pods it cannot match. `policy.classes` refines groups into peer classes; `policy.rules` turns
+group sets into class sets.
+
+Semantics (`metav1.LabelSelector`): `matchLabels` and every `matchExpressions` requirement are
+ANDed; NotIn and DoesNotExist also match pods without the key. A peer with only a podSelector
+means pods of the policy's own namespace; with only a namespaceSelector, every pod of the
+selected namespaces; with both, the pods matching the podSelector in those namespaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from policy.cluster import PodInfo
+from policy.selectors import LabelSelector, Operator
+
+IntArray = npt.NDArray[np.int64]
+SelectorKey = tuple[object, object, str | None]
+
+
+class _Namespace:
+    """The groups of one namespace, indexed by label pair and by label key."""
+
+    def __init__(self) -> None:
+        self.groups: set[int] = set()
+        self.by_pair: dict[tuple[str, str], set[int]] = {}
+        self.by_key: dict[str, set[int]] = {}
+
+    def add(self, group: int, labels: tuple[tuple[str, str], ...]) -> None:
+        self.groups.add(group)
+        for key, value in labels:
+            self.by_pair.setdefault((key, value), set()).add(group)
+            self.by_key.setdefault(key, set()).add(group)
+
+    def match(self, selector: LabelSelector) -> set[int]:
+        result: set[int] | None = None
+        for key, value in selector.match_labels.items():
+            hit = self.by_pair.get((key, value), set())
+            result = hit if result is None else result & hit
+            if not result:
+                return set()
+        for req in selector.match_expressions:
+            if req.operator == Operator.EXISTS:
+                hit = self.by_key.get(req.key, set())
+            elif req.operator == Operator.DOES_NOT_EXIST:
+                hit = self.groups - self.by_key.get(req.key, set())
+            else:
+                named = set().union(*(self.by_pair.get((req.key, v), set()) for v in req.values))
+                hit = named if req.operator == Operator.IN else self.groups - named
+            result = hit if result is None else result & hit
+            if not result:
+                return set()
+        return set(self.groups) if result is None else result
+
+
+class LabelIndex:
+    """Label groups of a cluster's pods and the selector answers over them, cached."""
+
+    def __init__(self, pods: Sequence[PodInfo], namespaces: Mapping[str, Mapping[str, str]]
+                 ) -> None:
+        self.namespace_labels = namespaces
+        keys: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        group_of = np.empty(len(pods), dtype=np.int64)
+        for i, pod in enumerate(pods):
+            group_of[i] = keys.setdefault((pod.namespace, tuple(sorted(pod.labels.items()))),
+                                          len(keys))
+        self.group_of: IntArray = group_of  # pod -> label group
+        self.count = len(keys)
+        self._namespaces: dict[str, _Namespace] = {}
+        for (ns, labels), group in keys.items():
+            self._namespaces.setdefault(ns, _Namespace()).add(group, labels)
+        self._cache: dict[SelectorKey, IntArray] = {}
+        self._ns_cache: dict[object, list[str]] = {}
+
+    @staticmethod
+    def key(pod_selector: LabelSelector | None, namespace_selector: LabelSelector | None,
+            own_namespace: str) -> SelectorKey:
+        """The identity of a selection: equal keys select the same groups."""
+        return (
+            pod_selector.key() if pod_selector else None,
+            namespace_selector.key() if namespace_selector else None,
+            own_namespace if namespace_selector is None else None,
+        )
+
+    def groups(self, pod_selector: LabelSelector | None,
+               namespace_selector: LabelSelector | None, own_namespace: str) -> IntArray:
+        """Sorted group ids: a policy's podSelector (no namespaceSelector), or a peer's."""
+        key = self.key(pod_selector, namespace_selector, own_namespace)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        found: set[int] = set()
+        for ns in self._selected_namespaces(namespace_selector, own_namespace):
+            index = self._namespaces.get(ns)
+            if index is None:
+                continue
+            found |= index.groups if pod_selector is None else index.match(pod_selector)
+        result = np.array(sorted(found), dtype=np.int64)
+        self._cache[key] = result
+        return result
+
+    def _selected_namespaces(self, selector: LabelSelector | None, own: str) -> list[str]:
+        if selector is None:
+            return [own]
+        key = selector.key()
+        hit = self._ns_cache.get(key)
+        if hit is None:
+            hit = [ns for ns, labels in self.namespace_labels.items() if selector.matches(labels)]
+            self._ns_cache[key] = hit
+        return hit

@@ -1,0 +1,233 @@
+"""One direction of the engine's answer: each class's profile and each profile's row.
+
+A *profile* is what the classes that see exactly the same rules of one direction share (for
+ingress also the same numbers for the named ports, which resolve on the subject). Its row says
+which port atoms it allows toward each class: a `base` mask toward every endpoint, from rules
+without peers, ORed with a sparse row over classes (CSR), from rules with peers. Profile 0 is
+UNRESTRICTED: the pods no policy of the direction selects, and the externals. `policy.engine`
+builds both sides and combines them into cells; this module only builds and reads one side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Generic, TypeVar, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from policy.classes import PeerClasses
+from policy.cluster import Direction
+from policy.portatoms import PortAtoms, Words
+from policy.rules import BoolArray, CompiledPolicy, CompiledRule, Endpoints, IntArray, NamedPort
+from policy.rules import named_mask as _named_mask
+
+UNRESTRICTED = 0  # profile index of "not isolated": every peer, every port
+T = TypeVar("T")
+
+
+class PerEndpoint(Sequence[tuple[T, ...]], Generic[T]):
+    """A per-class tuple seen per endpoint (externals have none)."""
+
+    def __init__(self, per_class: Sequence[tuple[T, ...]], class_of: IntArray) -> None:
+        self._per_class = per_class
+        self._class_of = class_of
+
+    def __len__(self) -> int:
+        return len(self._class_of)
+
+    @overload
+    def __getitem__(self, j: int) -> tuple[T, ...]: ...
+    @overload
+    def __getitem__(self, j: slice) -> Sequence[tuple[T, ...]]: ...
+    def __getitem__(self, j: int | slice) -> tuple[T, ...] | Sequence[tuple[T, ...]]:
+        if isinstance(j, slice):
+            return [self._per_class[int(c)] for c in self._class_of[j]]
+        return self._per_class[int(self._class_of[j])]
+
+
+@dataclass(frozen=True, eq=False)
+class Side:
+    """One direction's answer: each class's profile, and each profile's row over classes."""
+
+    direction: Direction
+    classes: PeerClasses
+    profile_of_class: IntArray  # class -> profile; externals are UNRESTRICTED
+    base: Words  # profile x word: allowed toward every endpoint
+    indptr: IntArray  # profile -> its entries, CSR
+    indices: npt.NDArray[np.int32]  # entry -> class, ascending within a profile
+    data: Words  # entry x word
+    class_rules: tuple[tuple[CompiledRule, ...], ...]  # class -> the rules that apply to it
+    class_isolating: tuple[tuple[CompiledPolicy, ...], ...]  # class -> policies isolating it
+
+    @property
+    def profiles(self) -> int:
+        return len(self.base)
+
+    @cached_property
+    def profile_of(self) -> IntArray:
+        """endpoint -> profile."""
+        out: IntArray = self.profile_of_class[self.classes.class_of]
+        return out
+
+    @property
+    def rules_of(self) -> PerEndpoint[CompiledRule]:
+        return PerEndpoint(self.class_rules, self.classes.class_of)
+
+    @property
+    def isolating(self) -> PerEndpoint[CompiledPolicy]:
+        return PerEndpoint(self.class_isolating, self.classes.class_of)
+
+    def class_row(self, profile: int) -> Words:
+        """(class x word): what one profile allows toward each class."""
+        out = np.repeat(self.base[profile][None, :], self.classes.count, axis=0)
+        lo, hi = self.indptr[profile], self.indptr[profile + 1]
+        out[self.indices[lo:hi]] |= self.data[lo:hi]
+        return out
+
+    def row(self, profile: int) -> Words:
+        """(endpoint x word): what one profile allows toward each endpoint."""
+        out: Words = self.class_row(profile)[self.classes.class_of]
+        return out
+
+    def lookup(self, profile: int, cls: int) -> Words:
+        """(word,): what one profile allows toward one class."""
+        lo, hi = int(self.indptr[profile]), int(self.indptr[profile + 1])
+        k = lo + int(np.searchsorted(self.indices[lo:hi], cls))
+        if k < hi and self.indices[k] == cls:
+            out: Words = self.base[profile] | self.data[k]
+            return out
+        base: Words = self.base[profile]
+        return base
+
+    @cached_property
+    def _columns(self) -> tuple[IntArray, IntArray, Words]:
+        """The rows transposed (CSC): for each class, the profiles with an entry for it."""
+        order = np.argsort(self.indices, kind="stable")
+        profile_of_entry = np.repeat(np.arange(self.profiles), np.diff(self.indptr))
+        bounds = np.searchsorted(self.indices[order], np.arange(self.classes.count + 1))
+        return bounds, profile_of_entry[order], self.data[order]
+
+    def class_column(self, cls: int) -> Words:
+        """(profile x word): what each profile allows toward one class."""
+        bounds, profiles, data = self._columns
+        out = self.base.copy()
+        lo, hi = bounds[cls], bounds[cls + 1]
+        out[profiles[lo:hi]] |= data[lo:hi]
+        return out
+
+    def bits(self, word: int, bit: np.uint64) -> BoolArray:
+        """(profile x class) booleans: does the profile allow the atom at (word, bit)."""
+        out = np.zeros((self.profiles, self.classes.count), dtype=bool)
+        rows = np.repeat(np.arange(self.profiles), np.diff(self.indptr))
+        out[rows, self.indices] = (self.data[:, word] & bit) != 0
+        out |= ((self.base[:, word] & bit) != 0)[:, None]
+        return out
+
+
+NamedWords = Callable[[tuple[NamedPort, ...]], Words]  # named ports -> (class x word)
+
+
+def build_side(direction: Direction, policies: Sequence[CompiledPolicy], endpoints: Endpoints,
+               classes: PeerClasses, atoms: PortAtoms, named_words: NamedWords) -> Side:
+    """Group the classes into profiles and build every profile's row."""
+    count = classes.count
+    rules_of: list[list[CompiledRule]] = [[] for _ in range(count)]
+    isolating: list[list[CompiledPolicy]] = [[] for _ in range(count)]
+    for cp in policies:
+        if direction not in cp.policy.policy_types:
+            continue
+        rules = cp.rules[direction]
+        for c in cp.subject_classes.tolist():
+            isolating[c].append(cp)
+            rules_of[c].extend(rules)
+    keys: dict[object, int] = {}
+    profile_of = np.full(count, UNRESTRICTED, dtype=np.int64)
+    members: list[int] = []  # profile - 1 -> a class of it
+    for c in range(classes.n_pod_classes):
+        if not isolating[c]:
+            continue
+        key: object = tuple(r.id for r in rules_of[c])
+        if direction is Direction.INGRESS:  # named ports resolve on the subject itself
+            pod = endpoints.pods[int(classes.representative[c])]
+            key = (key, tuple(_named_mask(atoms, pod, r.named) for r in rules_of[c]))
+        p = keys.setdefault(key, len(keys) + 1)
+        profile_of[c] = p
+        if p > len(members):
+            members.append(c)
+    rows = _RowBuilder(direction, endpoints, classes, atoms, named_words)
+    base = np.zeros((len(members) + 1, atoms.words), dtype=np.uint64)
+    base[UNRESTRICTED] = atoms.to_words(atoms.all_mask)
+    indices: list[IntArray] = [np.zeros(0, dtype=np.int64)]
+    data: list[Words] = [np.zeros((0, atoms.words), dtype=np.uint64)]
+    for p, c in enumerate(members, start=1):
+        base[p], idx, words = rows.row(rules_of[c], int(classes.representative[c]))
+        indices.append(idx)
+        data.append(words)
+    indptr = np.zeros(len(indices) + 1, dtype=np.int64)
+    np.cumsum([len(i) for i in indices], out=indptr[1:])
+    return Side(
+        direction, classes, profile_of, base, indptr,
+        np.concatenate(indices).astype(np.int32), np.concatenate(data),
+        tuple(tuple(r) for r in rules_of), tuple(tuple(p) for p in isolating),
+    )
+
+
+class _RowBuilder:
+    """One profile's row from its rules: the base mask and the sparse entries."""
+
+    def __init__(self, direction: Direction, endpoints: Endpoints, classes: PeerClasses,
+                 atoms: PortAtoms, named_words: NamedWords) -> None:
+        self.direction = direction
+        self.pods = endpoints.pods
+        self.atoms = atoms
+        self.named_words = named_words
+        self._words: dict[int, Words] = {}
+        self._named_classes: dict[tuple[NamedPort, ...], IntArray] = {}
+
+    def words(self, mask: int) -> Words:
+        hit = self._words.get(mask)
+        if hit is None:
+            hit = self._words[mask] = self.atoms.to_words(mask)
+        return hit
+
+    def row(self, rules: Sequence[CompiledRule], subject: int) -> tuple[Words, IntArray, Words]:
+        base = 0
+        parts: list[tuple[IntArray, Words]] = []
+        w = self.atoms.words
+        for rule in rules:
+            if self.direction is Direction.INGRESS:
+                fixed = rule.fixed | _named_mask(self.atoms, self.pods[subject], rule.named)
+            else:
+                fixed = rule.fixed
+            if rule.all_peers:
+                base |= fixed
+            elif fixed:
+                parts.append((rule.peer_classes,
+                              np.broadcast_to(self.words(fixed), (len(rule.peer_classes), w))))
+            if self.direction is Direction.EGRESS and rule.named:  # resolve on each peer
+                table = self.named_words(rule.named)
+                where = self._named_classes.get(rule.named)
+                if where is None:
+                    where = self._named_classes[rule.named] = np.flatnonzero(table.any(axis=1))
+                if not rule.all_peers:
+                    where = np.intersect1d(where, rule.peer_classes, assume_unique=True)
+                parts.append((where, table[where]))
+        return self.words(base), *_merge(parts, w)
+
+
+def _merge(parts: list[tuple[IntArray, Words]], w: int) -> tuple[IntArray, Words]:
+    """One sorted sparse row from several, ORing the words of a class that appears twice."""
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, w), dtype=np.uint64)
+    if len(parts) == 1:
+        return parts[0][0], np.ascontiguousarray(parts[0][1])
+    idx = np.concatenate([p[0] for p in parts])
+    words = np.concatenate([p[1] for p in parts])
+    order = np.argsort(idx, kind="stable")
+    idx, words = idx[order], words[order]
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    return idx[starts], np.bitwise_or.reduceat(words, starts, axis=0)
