@@ -21,6 +21,7 @@ import numpy as np
 from policy.addresses import Family
 from policy.classes import PeerClasses
 from policy.cluster import ClusterState, Direction
+from policy.gcpause import gc_paused
 from policy.portatoms import PortAtoms, Words
 from policy.ports import PortSet, Protocol
 from policy.rules import (
@@ -44,6 +45,10 @@ class Analysis:
     def __init__(self, cluster: ClusterState, family: Family | None = None) -> None:
         """`family` picks the address each pod is matched on by ipBlocks: None for its primary
         address, or IPv4/IPv6 to analyse one family of a dual-stack cluster."""
+        with gc_paused():
+            self._build(cluster, family)
+
+    def _build(self, cluster: ClusterState, family: Family | None) -> None:
         self.cluster = cluster
         self.family = family
         self.endpoints: Endpoints = build_endpoints(cluster)

@@ -38,22 +38,22 @@ CATCH_ALL = "others"
 
 
 def mentioned_networks(cluster: ClusterState) -> list[IPNetwork]:
-    nets: set[IPNetwork] = set()
+    cidrs: set[str] = set()
     for policy in cluster.policies:
         for rule in policy.ingress + policy.egress:
             for peer in rule.peers:
                 if peer.ip_block is not None:
-                    nets.add(ipaddress.ip_network(peer.ip_block.cidr))
-                    nets.update(ipaddress.ip_network(e) for e in peer.ip_block.excepts)
+                    cidrs.add(peer.ip_block.cidr)
+                    cidrs.update(peer.ip_block.excepts)
+    nets = {ipaddress.ip_network(c) for c in cidrs}
     return sorted(nets, key=lambda n: (n.version, n.network_address.packed, n.prefixlen))
 
 
 def external_peers(cluster: ClusterState) -> tuple[External, ...]:
     nets = mentioned_networks(cluster)
-    pod_addresses = AddressSet(
-        [(int(a), int(a)) for a in _pod_addresses(cluster) if a.version == 4],
-        [(int(a), int(a)) for a in _pod_addresses(cluster) if a.version == 6],
-    )
+    taken = {f: sorted({int(a) for a in _pod_addresses(cluster) if a.version == f})
+             for f in (4, 6)}
+    pod_addresses = AddressSet([(n, n) for n in taken[4]], [(n, n) for n in taken[6]])
     children: dict[IPNetwork, list[IPNetwork]] = {n: [] for n in nets}
     stack: list[IPNetwork] = []  # the chain of enclosing networks, sorted order makes it work
     for net in nets:
@@ -62,8 +62,6 @@ def external_peers(cluster: ClusterState) -> tuple[External, ...]:
         if stack:
             children[stack[-1]].append(net)
         stack.append(net)
-    taken = {f: sorted(int(a) for a in _pod_addresses(cluster) if a.version == f)
-             for f in (4, 6)}
     out = []
     for net in nets:
         rest = AddressSet.from_network(net) - AddressSet(

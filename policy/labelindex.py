@@ -3,7 +3,8 @@
 Pods with the same namespace and labels form one *label group*; every selector answer is a set
 of groups. The index maps each (key, value) and each key of a namespace to its groups, so a
 `matchLabels` selector is an intersection of a few small sets and a selector never looks at
-pods it cannot match. `policy.classes` refines groups into peer classes; `policy.rules` turns
+pods it cannot match; namespaces are indexed the same way for namespaceSelectors.
+`policy.classes` refines groups into peer classes; `policy.rules` turns
 group sets into class sets.
 
 Semantics (`metav1.LabelSelector`): `matchLabels` and every `matchExpressions` requirement are
@@ -26,8 +27,9 @@ IntArray = npt.NDArray[np.int64]
 SelectorKey = tuple[object, object, str | None]
 
 
-class _Namespace:
-    """The groups of one namespace, indexed by label pair and by label key."""
+class _Index:
+    """Labelled items (the label groups of one namespace, or the namespaces), indexed by label
+    pair and by label key."""
 
     def __init__(self) -> None:
         self.groups: set[int] = set()
@@ -74,21 +76,34 @@ class LabelIndex:
                                           len(keys))
         self.group_of: IntArray = group_of  # pod -> label group
         self.count = len(keys)
-        self._namespaces: dict[str, _Namespace] = {}
+        self._namespaces: dict[str, _Index] = {}
         for (ns, labels), group in keys.items():
-            self._namespaces.setdefault(ns, _Namespace()).add(group, labels)
+            self._namespaces.setdefault(ns, _Index()).add(group, labels)
+        self._names = list(namespaces)
+        self._by_labels = _Index()
+        for i, ns_labels in enumerate(namespaces.values()):
+            self._by_labels.add(i, tuple(ns_labels.items()))
         self._cache: dict[SelectorKey, IntArray] = {}
         self._ns_cache: dict[object, list[str]] = {}
+        self._keys: dict[int, tuple[LabelSelector, object]] = {}
 
-    @staticmethod
-    def key(pod_selector: LabelSelector | None, namespace_selector: LabelSelector | None,
+    def key(self, pod_selector: LabelSelector | None, namespace_selector: LabelSelector | None,
             own_namespace: str) -> SelectorKey:
         """The identity of a selection: equal keys select the same groups."""
         return (
-            pod_selector.key() if pod_selector else None,
-            namespace_selector.key() if namespace_selector else None,
+            self._selector_key(pod_selector),
+            self._selector_key(namespace_selector),
             own_namespace if namespace_selector is None else None,
         )
+
+    def _selector_key(self, selector: LabelSelector | None) -> object:
+        """`selector.key()`, computed once per selector object (the cluster holds them all)."""
+        if selector is None:
+            return None
+        hit = self._keys.get(id(selector))
+        if hit is None or hit[0] is not selector:
+            hit = self._keys[id(selector)] = selector, selector.key()
+        return hit[1]
 
     def groups(self, pod_selector: LabelSelector | None,
                namespace_selector: LabelSelector | None, own_namespace: str) -> IntArray:
@@ -110,9 +125,9 @@ class LabelIndex:
     def _selected_namespaces(self, selector: LabelSelector | None, own: str) -> list[str]:
         if selector is None:
             return [own]
-        key = selector.key()
+        key = self._selector_key(selector)
         hit = self._ns_cache.get(key)
         if hit is None:
-            hit = [ns for ns, labels in self.namespace_labels.items() if selector.matches(labels)]
+            hit = [self._names[i] for i in sorted(self._by_labels.match(selector))]
             self._ns_cache[key] = hit
         return hit

@@ -104,6 +104,8 @@ def rule_port_ranges(cluster: ClusterState) -> Iterator[tuple[Protocol, int, int
 def named_mask(atoms: PortAtoms, pod: PodInfo, named: tuple[NamedPort, ...]) -> int:
     """The atoms a pod's container ports give to a rule's named ports (0 where undefined)."""
     m = 0
+    if not named or not pod.ports:
+        return m
     for proto, name in named:
         port = pod.resolve_named_port(name, proto)
         if port is not None:
@@ -145,6 +147,7 @@ class PolicyCompiler:
     def _features(self) -> tuple[list[IntArray], list[AddressSet], list[NamedPort]]:
         """Every selection, ipBlock and named port the policies use: what tells pods apart."""
         selections: dict[object, IntArray] = {}
+        self._peer_keys: dict[int, object] = {}  # the cluster keeps every peer alive
         blocks: dict[object, AddressSet] = {}
         named: set[NamedPort] = set()
         for policy in self.cluster.policies:
@@ -158,6 +161,7 @@ class PolicyCompiler:
                         continue
                     key = self.labels.key(peer.pod_selector, peer.namespace_selector,
                                           policy.namespace)
+                    self._peer_keys[id(peer)] = key
                     if key not in selections:
                         selections[key] = self.labels.groups(
                             peer.pod_selector, peer.namespace_selector, policy.namespace)
@@ -212,14 +216,15 @@ class PolicyCompiler:
                 hit = np.flatnonzero(inside(peer.ip_block.addresses, self._v4, self._v6))
                 self._cache[key] = hit
             return hit
-        return self._selected(peer.pod_selector, peer.namespace_selector, policy.namespace)
+        return self._selected(peer.pod_selector, peer.namespace_selector, policy.namespace,
+                              self._peer_keys.get(id(peer)))
 
     def _selected(self, pod_sel: LabelSelector | None, ns_sel: LabelSelector | None,
-                  own_namespace: str) -> IntArray:
+                  own_namespace: str, known: object = None) -> IntArray:
         """Sorted selectable classes: a podSelector alone picks pods of the policy's namespace,
         a namespaceSelector alone every pod of the selected namespaces, both the pods matching
         the podSelector in those namespaces."""
-        key = ("sel", self.labels.key(pod_sel, ns_sel, own_namespace))
+        key = ("sel", known or self.labels.key(pod_sel, ns_sel, own_namespace))
         hit = self._cache.get(key)
         if hit is None:
             groups = self.labels.groups(pod_sel, ns_sel, own_namespace)

@@ -16,7 +16,6 @@ from functools import cached_property
 from typing import Generic, TypeVar, overload
 
 import numpy as np
-import numpy.typing as npt
 
 from policy.classes import PeerClasses
 from policy.cluster import Direction
@@ -57,7 +56,7 @@ class Side:
     profile_of_class: IntArray  # class -> profile; externals are UNRESTRICTED
     base: Words  # profile x word: allowed toward every endpoint
     indptr: IntArray  # profile -> its entries, CSR
-    indices: npt.NDArray[np.int32]  # entry -> class, ascending within a profile
+    indices: IntArray  # entry -> class, ascending within a profile
     data: Words  # entry x word
     class_rules: tuple[tuple[CompiledRule, ...], ...]  # class -> the rules that apply to it
     class_isolating: tuple[tuple[CompiledPolicy, ...], ...]  # class -> policies isolating it
@@ -170,7 +169,7 @@ def build_side(direction: Direction, policies: Sequence[CompiledPolicy], endpoin
     np.cumsum([len(i) for i in indices], out=indptr[1:])
     return Side(
         direction, classes, profile_of, base, indptr,
-        np.concatenate(indices).astype(np.int32), np.concatenate(data),
+        np.concatenate(indices), np.concatenate(data),
         tuple(tuple(r) for r in rules_of), tuple(tuple(p) for p in isolating),
     )
 
@@ -185,12 +184,20 @@ class _RowBuilder:
         self.atoms = atoms
         self.named_words = named_words
         self._words: dict[int, Words] = {}
-        self._named_classes: dict[tuple[NamedPort, ...], IntArray] = {}
+        self._named_classes: dict[tuple[NamedPort, ...], tuple[BoolArray, IntArray]] = {}
 
     def words(self, mask: int) -> Words:
         hit = self._words.get(mask)
         if hit is None:
             hit = self._words[mask] = self.atoms.to_words(mask)
+        return hit
+
+    def _defined(self, named: tuple[NamedPort, ...], table: Words) -> tuple[BoolArray, IntArray]:
+        """Which classes give these named ports a number: as a mask and as class ids."""
+        hit = self._named_classes.get(named)
+        if hit is None:
+            defined: BoolArray = np.any(table, axis=1)
+            hit = self._named_classes[named] = defined, np.flatnonzero(defined).astype(np.int64)
         return hit
 
     def row(self, rules: Sequence[CompiledRule], subject: int) -> tuple[Words, IntArray, Words]:
@@ -205,29 +212,34 @@ class _RowBuilder:
             if rule.all_peers:
                 base |= fixed
             elif fixed:
-                parts.append((rule.peer_classes,
-                              np.broadcast_to(self.words(fixed), (len(rule.peer_classes), w))))
+                parts.append((rule.peer_classes, self.words(fixed)))
             if self.direction is Direction.EGRESS and rule.named:  # resolve on each peer
                 table = self.named_words(rule.named)
-                where = self._named_classes.get(rule.named)
-                if where is None:
-                    where = self._named_classes[rule.named] = np.flatnonzero(table.any(axis=1))
+                defined, where = self._defined(rule.named, table)
                 if not rule.all_peers:
-                    where = np.intersect1d(where, rule.peer_classes, assume_unique=True)
+                    where = rule.peer_classes[defined[rule.peer_classes]]
                 parts.append((where, table[where]))
         return self.words(base), *_merge(parts, w)
 
 
 def _merge(parts: list[tuple[IntArray, Words]], w: int) -> tuple[IntArray, Words]:
-    """One sorted sparse row from several, ORing the words of a class that appears twice."""
+    """One sorted sparse row from several, ORing the words of a class that appears twice. A
+    part's words are one (word,) row for all its classes, or one row per class."""
     parts = [p for p in parts if len(p[0])]
     if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros((0, w), dtype=np.uint64)
+    idx = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+    if all(p[1].ndim == 1 for p in parts):
+        words = np.repeat(np.stack([p[1] for p in parts]), [len(p[0]) for p in parts], axis=0)
+    else:
+        words = np.concatenate([p[1] if p[1].ndim == 2 else np.broadcast_to(p[1], (len(p[0]), w))
+                                for p in parts])
     if len(parts) == 1:
-        return parts[0][0], np.ascontiguousarray(parts[0][1])
-    idx = np.concatenate([p[0] for p in parts])
-    words = np.concatenate([p[1] for p in parts])
+        return idx, words
     order = np.argsort(idx, kind="stable")
     idx, words = idx[order], words[order]
-    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    first = np.empty(len(idx), dtype=bool)
+    first[0] = True
+    np.not_equal(idx[1:], idx[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
     return idx[starts], np.bitwise_or.reduceat(words, starts, axis=0)
