@@ -41,6 +41,12 @@ def positive_int(value: str) -> int:
     return n
 
 
+def progress_option(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                    help="a progress bar on stderr for long runs (auto: when stderr is a "
+                         "terminal)")
+
+
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
@@ -60,6 +66,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             help="report unreadable objects as warnings and analyse the rest",
         )
         sp.add_argument("-q", "--quiet", action="store_true", help="no warnings or notes")
+        progress_option(sp)
         if not family:
             return
         sp.add_argument("--family", type=int, choices=(4, 6),
@@ -180,6 +187,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     d.add_argument("--keep-going", action="store_true",
                    help="report unreadable objects as warnings and compare the rest")
     d.add_argument("-q", "--quiet", action="store_true", help="no warnings or notes")
+    progress_option(d)
 
     lab = sub.add_parser("lab", help="real packets in a network-namespace lab (root)",
                          description="Build nodes and pods as network namespaces, enforce the "

@@ -48,6 +48,7 @@ from enforcer.placement import assign_round_robin, require_node, unprogrammed_no
 from enforcer.render import full_replace
 from enforcer.render_text import ruleset_text
 from kubefence.args import build_parser
+from kubefence.progress import StderrBar
 from lab.probe import probe_cluster
 from policy.addresses import Family
 from policy.cluster import ClusterState
@@ -93,12 +94,13 @@ def _report(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
     return 0
 
 
-def _diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _diff(args: argparse.Namespace, out: TextIO, err: TextIO, bar: StderrBar) -> int:
     if args.git:
-        old = load_texts(git_sources(args.old, args.git), keep_going=args.keep_going)
+        old = load_texts(git_sources(args.old, args.git), args.keep_going, bar)
     else:
-        old = load([args.old], keep_going=args.keep_going)
-    new = load([args.new], keep_going=args.keep_going)
+        old = load([args.old], args.keep_going, bar)
+    new = load([args.new], args.keep_going, bar)
+    bar.close()
     if not args.quiet:
         for state in (old, new):
             for w in state.warnings:
@@ -111,7 +113,7 @@ def _diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _lab_probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    cluster = _load(args, err)
+    cluster = _load(args, err, StderrBar.for_stream(err, "never"))
     probes = args.probe or sorted({Probe(p.port, p.protocol) for pod in cluster.pods
                                    for p in pod.ports}, key=lambda p: (p.port, p.protocol))
     if not probes:
@@ -128,8 +130,9 @@ def _lab_probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace, err: TextIO) -> ClusterState:
-    cluster = load(args.paths, keep_going=args.keep_going)
+def _load(args: argparse.Namespace, err: TextIO, bar: StderrBar) -> ClusterState:
+    cluster = load(args.paths, args.keep_going, bar)
+    bar.close()
     if not args.quiet:
         for w in cluster.warnings:
             print(f"warning: {w.render()}", file=err)
@@ -167,8 +170,8 @@ def _matrix(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
     return 0
 
 
-def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    cluster = _load(args, err)
+def _compile(args: argparse.Namespace, out: TextIO, err: TextIO, bar: StderrBar) -> int:
+    cluster = _load(args, err, bar)
     if args.assign_nodes:
         cluster = assign_round_robin(cluster, args.assign_nodes)
     require_node(cluster, args.node, hint="--assign-nodes N places pods on node-0..node-{N-1}")
@@ -195,15 +198,17 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage error
         return int(exc.code or 0)
+    bar = StderrBar.for_stream(err, getattr(args, "progress", "never"))
     try:
         if args.command == "compile":
-            return _compile(args, out, err)
+            return _compile(args, out, err, bar)
         if args.command == "diff":
-            return _diff(args, out, err)
+            return _diff(args, out, err, bar)
         if args.command == "lab":
             return _lab_probe(args, out, err)
         family = Family(args.family) if args.family else None
-        analysis = Analysis(_load(args, err), family)
+        analysis = Analysis(_load(args, err, bar), family, bar)
+        bar.close()
         if args.command == "matrix":
             return _matrix(args, analysis, out)
         if args.command == "check":
@@ -223,12 +228,16 @@ def main(
         )
         return 0
     except InputError as exc:
+        bar.close()  # before anything else is written to stderr
         for problem in exc.problems:
             print(f"error: {problem.render()}", file=err)
         return 2
     except (UsageError, KubefenceError) as exc:
+        bar.close()
         print(f"error: {exc}", file=err)
         return 2
+    finally:
+        bar.close()
 
 
 def run() -> None:

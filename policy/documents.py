@@ -116,9 +116,11 @@ def read_source(name: str) -> str:
         raise InputError([Problem(Location(display_name(name)), f"cannot read: {exc}")]) from exc
 
 
-def parse_documents(text: str, name: str) -> Iterator[Document]:
+def parse_documents(text: str, name: str,
+                    position: Callable[[int], None] | None = None) -> Iterator[Document]:
     """Every non-empty object of a source, `kind: List` expanded, one at a time so that each
-    document's node tree can be dropped once it has been read. Raises InputError."""
+    document's node tree can be dropped once it has been read; `position` hears how many
+    characters of the text have been read so far. Raises InputError."""
     file = display_name(name)
     stripped = text.lstrip()
     if name.endswith(".json") or stripped.startswith(("{", "[")):
@@ -132,7 +134,11 @@ def parse_documents(text: str, name: str) -> Iterator[Document]:
             # Not JSON after all (a YAML flow mapping, say): read it as YAML below.
         else:
             root = _LazyRoot(text)
-            yield from _objects(data, file, None, root.find, [])
+            docs = _objects(data, file, None, root.find, [])
+            for k, doc in enumerate(docs, start=1):
+                yield doc
+                if position is not None and k % 1000 == 0:
+                    position(len(text) * k // len(docs))
             return
     loader = FastLoader(text)
     try:
@@ -140,6 +146,8 @@ def parse_documents(text: str, name: str) -> Iterator[Document]:
             node = loader.get_node()
             data = loader.build(node)
             yield from _objects(data, file, node.start_mark.line + 1, None, [], node)
+            if position is not None:
+                position(node.end_mark.index)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None

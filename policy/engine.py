@@ -24,6 +24,7 @@ from policy.cluster import ClusterState, Direction
 from policy.gcpause import gc_paused
 from policy.portatoms import PortAtoms, Words
 from policy.ports import PortSet, Protocol
+from policy.progress import Progress, no_progress, span
 from policy.rules import (
     BoolArray,
     CompiledRule,
@@ -42,26 +43,33 @@ __all__ = ["UNRESTRICTED", "Analysis", "Side"]
 class Analysis:
     """The allow answer for a whole cluster, computed once; cheap to query."""
 
-    def __init__(self, cluster: ClusterState, family: Family | None = None) -> None:
+    def __init__(self, cluster: ClusterState, family: Family | None = None,
+                 progress: Progress = no_progress) -> None:
         """`family` picks the address each pod is matched on by ipBlocks: None for its primary
         address, or IPv4/IPv6 to analyse one family of a dual-stack cluster."""
         with gc_paused():
-            self._build(cluster, family)
+            self._build(cluster, family, progress)
 
-    def _build(self, cluster: ClusterState, family: Family | None) -> None:
+    def _build(self, cluster: ClusterState, family: Family | None, progress: Progress) -> None:
+        stage = "analysing"
         self.cluster = cluster
         self.family = family
         self.endpoints: Endpoints = build_endpoints(cluster)
         self.atoms = PortAtoms(rule_port_ranges(cluster))
+        progress(stage, 0.05)
         self.compiler = PolicyCompiler(cluster, self.endpoints, self.atoms, family)
         self.classes: PeerClasses = self.compiler.classes
-        self.policies = self.compiler.compile()
+        progress(stage, 0.3)
+        self.policies = self.compiler.compile(span(progress, stage, 0.3, 0.5))
         self._index = {self.endpoints.key(j): j for j in range(self.endpoints.count)}
         self._named_cache: dict[tuple[NamedPort, ...], Words] = {}
         self.ingress: Side = build_side(Direction.INGRESS, self.policies, self.endpoints,
-                                        self.classes, self.atoms, self._class_named_words)
+                                        self.classes, self.atoms, self._class_named_words,
+                                        span(progress, stage, 0.5, 0.85))
         self.egress: Side = build_side(Direction.EGRESS, self.policies, self.endpoints,
-                                       self.classes, self.atoms, self._class_named_words)
+                                       self.classes, self.atoms, self._class_named_words,
+                                       span(progress, stage, 0.85, 1.0))
+        progress(stage, 1.0)
 
     # -- rules, for explanations and lints -------------------------------------------------
 

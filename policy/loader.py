@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from policy.models import (
     Service,
     Workload,
 )
+from policy.progress import Progress, no_progress
 from policy.validation import (
     FieldError,
     validate_labels,
@@ -59,32 +61,43 @@ POLICY_API_VERSION = "networking.k8s.io/v1"
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 
-def load(paths: list[str], keep_going: bool = False) -> ClusterState:
+def load(paths: list[str], keep_going: bool = False,
+         progress: Progress = no_progress) -> ClusterState:
     """Load files, folders and `-` (stdin). Raises InputError for bad input."""
     sources = [(name, read_source(name), walked) for name, walked in expand_paths(paths)]
-    return load_texts(sources, keep_going)
+    return load_texts(sources, keep_going, progress)
 
 
-def load_texts(sources: list[tuple[str, str, bool]], keep_going: bool = False) -> ClusterState:
+def load_texts(sources: list[tuple[str, str, bool]], keep_going: bool = False,
+               progress: Progress = no_progress) -> ClusterState:
     """Load (name, text, found in a folder) triples. The name is used in messages and to tell
     JSON from YAML; a file found in a folder that holds no Kubernetes object (a Helm values
     file, a Chart.yaml) is skipped with a note instead of being an error."""
     state = _LoadState()
+    total = max(1, sum(len(text) for _, text, _ in sources))
+    done = 0
+
+    def position(at: int) -> None:
+        progress("loading", (done + at) / total)
+
     with gc_paused():
         for name, text, walked in sources:
-            _read_source(state, name, text, walked)
+            _read_source(state, name, text, walked, position)
+            done += len(text)
+            progress("loading", done / total)
     pods = state.unique_pods()
     if state.errors and not keep_going:
         raise InputError(state.errors)
     return state.finish(pods)
 
 
-def _read_source(state: _LoadState, name: str, text: str, walked: bool) -> None:
+def _read_source(state: _LoadState, name: str, text: str, walked: bool,
+                 position: Callable[[int], None] | None = None) -> None:
     """Add a source's objects as they are parsed. A file found in a folder is held back until
     its first Kubernetes object, so that one holding none can be skipped."""
     held: list[Document] | None = [] if walked else None
     try:
-        for doc in parse_documents(text, name):
+        for doc in parse_documents(text, name, position):
             if held is not None:
                 if not _is_object(doc.data):
                     held.append(doc)

@@ -11,7 +11,7 @@ per distinct selection; endpoint-level vectors are expanded from classes only on
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -170,8 +170,14 @@ class PolicyCompiler:
                         named.add((port.protocol, port.port))
         return list(selections.values()), list(blocks.values()), sorted(named)
 
-    def compile(self) -> list[CompiledPolicy]:
-        return [self._policy(p) for p in self.cluster.policies]
+    def compile(self, tick: Callable[[float], None] | None = None) -> list[CompiledPolicy]:
+        out = []
+        total = len(self.cluster.policies)
+        for k, policy in enumerate(self.cluster.policies, start=1):
+            out.append(self._policy(policy))
+            if tick is not None and k % 2000 == 0:
+                tick(k / total)
+        return out
 
     def _policy(self, policy: Policy) -> CompiledPolicy:
         subjects = self._selected(policy.pod_selector, None, policy.namespace)

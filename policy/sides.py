@@ -130,7 +130,8 @@ NamedWords = Callable[[tuple[NamedPort, ...]], Words]  # named ports -> (class x
 
 
 def build_side(direction: Direction, policies: Sequence[CompiledPolicy], endpoints: Endpoints,
-               classes: PeerClasses, atoms: PortAtoms, named_words: NamedWords) -> Side:
+               classes: PeerClasses, atoms: PortAtoms, named_words: NamedWords,
+               tick: Callable[[float], None] | None = None) -> Side:
     """Group the classes into profiles and build every profile's row."""
     count = classes.count
     rules_of: list[list[CompiledRule]] = [[] for _ in range(count)]
@@ -165,6 +166,8 @@ def build_side(direction: Direction, policies: Sequence[CompiledPolicy], endpoin
         base[p], idx, words = rows.row(rules_of[c], int(classes.representative[c]))
         indices.append(idx)
         data.append(words)
+        if tick is not None and p % 2000 == 0:
+            tick(p / len(members))
     indptr = np.zeros(len(indices) + 1, dtype=np.int64)
     np.cumsum([len(i) for i in indices], out=indptr[1:])
     return Side(
