@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from policy.addresses import Family
-from policy.classes import PeerClasses
+from policy.classes import PeerClasses, address_vectors
 from policy.cluster import ClusterState, Direction
 from policy.gcpause import gc_paused
 from policy.portatoms import PortAtoms, Words
@@ -63,6 +63,7 @@ class Analysis:
         self.policies = self.compiler.compile(span(progress, stage, 0.3, 0.5))
         self._index = {self.endpoints.key(j): j for j in range(self.endpoints.count)}
         self._named_cache: dict[tuple[NamedPort, ...], Words] = {}
+        self._addresses: dict[Family, tuple[IntArray, list[tuple[int, int]]]] = {}
         self.ingress: Side = build_side(Direction.INGRESS, self.policies, self.endpoints,
                                         self.classes, self.atoms, self._class_named_words,
                                         span(progress, stage, 0.5, 0.85))
@@ -123,6 +124,15 @@ class Analysis:
         return hit
 
     # -- queries -------------------------------------------------------------------------
+
+    def pod_addresses(self, family: Family) -> tuple[IntArray, list[tuple[int, int]]]:
+        """Each pod's address in `family`: IPv4 as an int vector (-1 for none), IPv6 as
+        (pod, int) pairs. Computed once per family."""
+        hit = self._addresses.get(family)
+        if hit is None:
+            hit = self._addresses[family] = address_vectors(
+                [p.address_in(family) for p in self.endpoints.pods])
+        return hit
 
     def index(self, key: str) -> int | None:
         return self._index.get(key)
