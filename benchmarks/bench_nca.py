@@ -123,8 +123,13 @@ def environment(nca: Path, kubefence: Path, rev: str | None) -> list[str]:
     else:
         source = f"clean export of {rev}, git {resolve(rev)[:12]}"
     nca_python = output_of([str(nca.parent / "python"), "--version"])
+    generator = output_of(["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", "benchmarks"])
+    edited = output_of(["git", "-C", str(REPO), "status", "--porcelain", "--", "benchmarks"])
+    edited = "" if edited == "unknown" else edited
     return [
         f"kubefence: {kubefence} ({source}), python {platform.python_version()}",
+        f"generator: benchmarks/ of the working tree, last changed in git {generator}"
+        + (" (with uncommitted changes)" if edited else ""),
         f"NCA: {output_of([str(nca), '--version'])}, {nca_python} ({nca.parent.parent})",
         f"machine: {os.cpu_count()} CPUs, {platform.machine()} {platform.system()} "
         f"{platform.release()}",
