@@ -161,12 +161,12 @@ class Analysis:
         return self.atoms.to_ports(self.atoms.from_words(self.cell_words(src, dst)))
 
     def class_block(self, sources: IntArray) -> Words:
-        """(len(sources) x class x word): cells between source classes and every class."""
+        """(len(sources) x class x word): cells between source classes and every class, for a
+        block of sources at once: their egress rows, ANDed with the ingress column of each
+        source gathered through every destination's profile."""
         eg, ing = self.egress, self.ingress
-        out = np.empty((len(sources), self.classes.count, self.atoms.words), dtype=np.uint64)
-        for k, cls in enumerate(sources.tolist()):
-            out[k] = eg.class_row(int(eg.profile_of_class[cls]))
-            out[k] &= ing.class_column(cls)[ing.profile_of_class]
+        out = eg.class_rows(eg.profile_of_class[sources])
+        out &= ing.class_columns(sources)[:, ing.profile_of_class]
         return out
 
     def block(self, sources: IntArray) -> Words:

@@ -109,6 +109,21 @@ class Side:
         bounds = np.searchsorted(self.indices[order], np.arange(self.classes.count + 1))
         return bounds, profile_of_entry[order], self.data[order]
 
+    def class_rows(self, profiles: IntArray) -> Words:
+        """(len(profiles) x class x word): `class_row` of many profiles at once."""
+        out = np.repeat(self.base[profiles][:, None, :], self.classes.count, axis=1)
+        which, entries = entry_ranges(self.indptr[profiles], self.indptr[profiles + 1])
+        out[which, self.indices[entries]] |= self.data[entries]
+        return out
+
+    def class_columns(self, classes: IntArray) -> Words:
+        """(len(classes) x profile x word): `class_column` of many classes at once."""
+        bounds, profiles, data = self._columns
+        out = np.repeat(self.base[None, :, :], len(classes), axis=0)
+        which, entries = entry_ranges(bounds[classes], bounds[classes + 1])
+        out[which, profiles[entries]] |= data[entries]
+        return out
+
     def class_column(self, cls: int) -> Words:
         """(profile x word): what each profile allows toward one class."""
         bounds, profiles, data = self._columns
@@ -124,6 +139,14 @@ class Side:
         out[rows, self.indices] = (self.data[:, word] & bit) != 0
         out |= ((self.base[:, word] & bit) != 0)[:, None]
         return out
+
+
+def entry_ranges(starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]:
+    """For ranges [starts[k], ends[k]): every position in them, and the k it belongs to."""
+    lengths = ends - starts
+    which = np.repeat(np.arange(len(starts)), lengths)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return which, np.repeat(starts, lengths) + offsets
 
 
 NamedWords = Callable[[tuple[NamedPort, ...]], Words]  # named ports -> (class x word)
