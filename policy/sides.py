@@ -10,7 +10,7 @@ builds both sides and combines them into cells; this module only builds and read
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Generic, TypeVar, overload
@@ -60,6 +60,8 @@ class Side:
     data: Words  # entry x word
     class_rules: tuple[tuple[CompiledRule, ...], ...]  # class -> the rules that apply to it
     class_isolating: tuple[tuple[CompiledPolicy, ...], ...]  # class -> policies isolating it
+    keys: Mapping[object, int]  # profile key -> profile, to find profiles again on an update
+    members: tuple[int, ...]  # profile -> a class of it (-1 for UNRESTRICTED)
 
     @property
     def profiles(self) -> int:
@@ -166,38 +168,83 @@ def build_side(direction: Direction, policies: Sequence[CompiledPolicy], endpoin
         for c in cp.subject_classes.tolist():
             isolating[c].append(cp)
             rules_of[c].extend(rules)
-    keys: dict[object, int] = {}
+    profiles = _Profiles(direction, endpoints, classes, atoms, named_words, {}, [-1])
     profile_of = np.full(count, UNRESTRICTED, dtype=np.int64)
-    members: list[int] = []  # profile - 1 -> a class of it
     for c in range(classes.n_pod_classes):
-        if not isolating[c]:
-            continue
-        key: object = tuple(r.id for r in rules_of[c])
-        if direction is Direction.INGRESS:  # named ports resolve on the subject itself
-            pod = endpoints.pods[int(classes.representative[c])]
-            key = (key, tuple(_named_mask(atoms, pod, r.named) for r in rules_of[c]))
-        p = keys.setdefault(key, len(keys) + 1)
-        profile_of[c] = p
-        if p > len(members):
-            members.append(c)
-    rows = _RowBuilder(direction, endpoints, classes, atoms, named_words)
-    base = np.zeros((len(members) + 1, atoms.words), dtype=np.uint64)
-    base[UNRESTRICTED] = atoms.to_words(atoms.all_mask)
-    indices: list[IntArray] = [np.zeros(0, dtype=np.int64)]
-    data: list[Words] = [np.zeros((0, atoms.words), dtype=np.uint64)]
-    for p, c in enumerate(members, start=1):
-        base[p], idx, words = rows.row(rules_of[c], int(classes.representative[c]))
-        indices.append(idx)
-        data.append(words)
-        if tick is not None and p % 2000 == 0:
-            tick(p / len(members))
-    indptr = np.zeros(len(indices) + 1, dtype=np.int64)
-    np.cumsum([len(i) for i in indices], out=indptr[1:])
-    return Side(
-        direction, classes, profile_of, base, indptr,
-        np.concatenate(indices), np.concatenate(data),
-        tuple(tuple(r) for r in rules_of), tuple(tuple(p) for p in isolating),
-    )
+        if isolating[c]:
+            profile_of[c] = profiles.profile(c, rules_of[c])
+        if tick is not None and c % 4000 == 0:
+            tick(c / classes.n_pod_classes)
+    everything = atoms.to_words(atoms.all_mask)[None, :]
+    empty_row = (np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                 np.zeros((0, atoms.words), dtype=np.uint64))
+    return profiles.side(profile_of, (everything, *empty_row),
+                         tuple(tuple(r) for r in rules_of), tuple(tuple(p) for p in isolating))
+
+
+def update_side(side: Side, changed: Mapping[int, tuple[list[CompiledRule], list[CompiledPolicy]]],
+                endpoints: Endpoints, atoms: PortAtoms, named_words: NamedWords) -> Side:
+    """`side` with new rules for some classes: their profiles found again (an existing one when
+    the same rules give the same key), rows built only for profiles not seen before. Profiles no
+    class uses any more are kept: nothing reads them."""
+    profiles = _Profiles(side.direction, endpoints, side.classes, atoms, named_words,
+                         dict(side.keys), list(side.members))
+    profile_of = side.profile_of_class.copy()
+    class_rules, class_isolating = list(side.class_rules), list(side.class_isolating)
+    for c, (rules, isolating) in changed.items():
+        class_rules[c], class_isolating[c] = tuple(rules), tuple(isolating)
+        profile_of[c] = profiles.profile(c, rules) if isolating else UNRESTRICTED
+    return profiles.side(profile_of, (side.base, side.indptr, side.indices, side.data),
+                         tuple(class_rules), tuple(class_isolating))
+
+
+class _Profiles:
+    """Numbering profiles by key and building the rows of new ones, from scratch or on top of
+    an existing side's."""
+
+    def __init__(self, direction: Direction, endpoints: Endpoints, classes: PeerClasses,
+                 atoms: PortAtoms, named_words: NamedWords, keys: dict[object, int],
+                 members: list[int]) -> None:
+        self.direction = direction
+        self.endpoints = endpoints
+        self.classes = classes
+        self.atoms = atoms
+        self.keys = keys
+        self.members = members  # profile -> a class of it (-1 for UNRESTRICTED)
+        self.rows = _RowBuilder(direction, endpoints, classes, atoms, named_words)
+        self.base: list[Words] = []
+        self.indices: list[IntArray] = []
+        self.data: list[Words] = []
+
+    def profile(self, c: int, rules: Sequence[CompiledRule]) -> int:
+        key: object = tuple(r.id for r in rules)
+        subject = int(self.classes.representative[c])
+        if self.direction is Direction.INGRESS:  # named ports resolve on the subject itself
+            pod = self.endpoints.pods[subject]
+            key = (key, tuple(_named_mask(self.atoms, pod, r.named) for r in rules))
+        p = self.keys.get(key)
+        if p is None:
+            p = self.keys[key] = len(self.members)
+            self.members.append(c)
+            base, idx, words = self.rows.row(rules, subject)
+            self.base.append(base)
+            self.indices.append(idx)
+            self.data.append(words)
+        return p
+
+    def side(self, profile_of: IntArray, before: tuple[Words, IntArray, IntArray, Words],
+             class_rules: tuple[tuple[CompiledRule, ...], ...],
+             class_isolating: tuple[tuple[CompiledPolicy, ...], ...]) -> Side:
+        """A Side: the rows `before` (base, indptr, indices, data), then the new ones."""
+        base, indptr, indices, data = before
+        lengths = np.array([len(i) for i in self.indices], dtype=np.int64)
+        return Side(
+            self.direction, self.classes, profile_of,
+            np.concatenate([base, *[b[None, :] for b in self.base]]),
+            np.concatenate([indptr, indptr[-1] + np.cumsum(lengths)]),
+            np.concatenate([indices, *self.indices]), np.concatenate([data, *self.data]),
+            class_rules, class_isolating, self.keys, tuple(self.members),
+        )
 
 
 class _RowBuilder:
