@@ -22,11 +22,14 @@ from policy.addresses import Family
 from policy.classes import PeerClasses, address_vectors
 from policy.cluster import ClusterState, Direction
 from policy.gcpause import gc_paused
+from policy.incremental import Networks, update
+from policy.incremental import cidr_counts as count_cidrs
 from policy.portatoms import PortAtoms, Words
 from policy.ports import PortSet, Protocol
 from policy.progress import Progress, no_progress, span
 from policy.rules import (
     BoolArray,
+    CompiledPolicy,
     CompiledRule,
     Endpoints,
     IntArray,
@@ -63,14 +66,45 @@ class Analysis:
         self.policies = self.compiler.compile(span(progress, stage, 0.3, 0.5))
         self._index = {self.endpoints.key(j): j for j in range(self.endpoints.count)}
         self._named_cache: dict[tuple[NamedPort, ...], Words] = {}
-        self._addresses: dict[Family, tuple[IntArray, list[tuple[int, int]]]] = {}
+        self._addresses: dict[Family | None, tuple[IntArray, list[tuple[int, int]]]] = {}
+        self._cidr_counts: Networks | None = None
         self.ingress: Side = build_side(Direction.INGRESS, self.policies, self.endpoints,
-                                        self.classes, self.atoms, self._class_named_words,
+                                        self.classes, self.atoms, self.class_named_words,
                                         span(progress, stage, 0.5, 0.85))
         self.egress: Side = build_side(Direction.EGRESS, self.policies, self.endpoints,
-                                       self.classes, self.atoms, self._class_named_words,
+                                       self.classes, self.atoms, self.class_named_words,
                                        span(progress, stage, 0.85, 1.0))
         progress(stage, 1.0)
+        self.rebuilt: str | None = "first analysis"
+
+    # -- after a change ---------------------------------------------------------------------
+
+    def updated(self, cluster: ClusterState, progress: Progress = no_progress) -> Analysis:
+        """The analysis of `cluster`, a later version of this one's: incremental when only
+        policies changed and need nothing finer (`policy.incremental`), else from scratch.
+        `rebuilt` tells which: None, or why the analysis was rebuilt."""
+        with gc_paused():
+            result = update(self, cluster)
+        if isinstance(result, str):
+            fresh = Analysis(cluster, self.family, progress)
+            fresh.rebuilt = result
+            return fresh
+        return result
+
+    def derived(self, cluster: ClusterState, policies: list[CompiledPolicy], ingress: Side,
+                egress: Side, cidr_counts: Networks) -> Analysis:
+        """A copy sharing everything but the policies and the sides (for `policy.incremental`)."""
+        new = object.__new__(Analysis)
+        new.__dict__.update(self.__dict__)
+        new.cluster, new.policies, new.ingress, new.egress = cluster, policies, ingress, egress
+        new._cidr_counts = cidr_counts
+        new.rebuilt = None
+        return new
+
+    def cidr_counts(self) -> Networks:
+        if self._cidr_counts is None:
+            self._cidr_counts = count_cidrs(self.cluster.policies)
+        return self._cidr_counts
 
     # -- rules, for explanations and lints -------------------------------------------------
 
@@ -85,7 +119,7 @@ class Analysis:
             return
         out[peers] |= self.atoms.to_words(rule.fixed)
         if rule.named:
-            out[peers] |= self._class_named_words(rule.named)[self.classes.class_of[peers]]
+            out[peers] |= self.class_named_words(rule.named)[self.classes.class_of[peers]]
 
     def rule_contribution(self, rule: CompiledRule, subject: int,
                           direction: Direction) -> Words:
@@ -106,10 +140,10 @@ class Analysis:
             return self.atoms.to_words(rule.fixed | named_mask(self.atoms, pod, rule.named))
         out = self.atoms.to_words(rule.fixed)
         if rule.named:
-            out = out | self._class_named_words(rule.named)[cls]
+            out = out | self.class_named_words(rule.named)[cls]
         return out
 
-    def _class_named_words(self, named: tuple[NamedPort, ...]) -> Words:
+    def class_named_words(self, named: tuple[NamedPort, ...]) -> Words:
         """(class x word): the atoms each class's pods give to these named ports."""
         hit = self._named_cache.get(named)
         if hit is None:
@@ -125,9 +159,9 @@ class Analysis:
 
     # -- queries -------------------------------------------------------------------------
 
-    def pod_addresses(self, family: Family) -> tuple[IntArray, list[tuple[int, int]]]:
-        """Each pod's address in `family`: IPv4 as an int vector (-1 for none), IPv6 as
-        (pod, int) pairs. Computed once per family."""
+    def pod_addresses(self, family: Family | None) -> tuple[IntArray, list[tuple[int, int]]]:
+        """Each pod's address in `family` (None: its primary address): IPv4 as an int vector
+        (-1 for none), IPv6 as (pod, int) pairs. Computed once per family."""
         hit = self._addresses.get(family)
         if hit is None:
             hit = self._addresses[family] = address_vectors(

@@ -37,6 +37,12 @@ class PortAtoms:
         self.words = (self.count + 63) // 64
         self.all_mask = (1 << self.count) - 1
 
+    def is_cut(self, protocol: Protocol, port: int) -> bool:
+        """Does an atom of `protocol` start at `port`?"""
+        starts = self._starts[protocol]
+        k = bisect_right(starts, port) - 1
+        return k >= 0 and starts[k] == port
+
     def index(self, protocol: Protocol, port: int) -> int:
         return self._first[protocol] + bisect_right(self._starts[protocol], port) - 1
 

@@ -123,6 +123,7 @@ class PolicyCompiler:
         self.atoms = atoms
         self.labels = LabelIndex(endpoints.pods, cluster.namespaces)
         selections, blocks, named = self._features()
+        self.named = frozenset(named)  # the named ports the classes agree on
         pod_addresses = [p.address_in(family) for p in endpoints.pods]
         self.classes = build_classes(endpoints.pods, len(endpoints.externals),
                                      self.labels.group_of, selections, blocks, named,
@@ -131,6 +132,10 @@ class PolicyCompiler:
         # group -> its selectable classes, as CSR: a selection's classes in one gather.
         n = endpoints.n_pods
         pairs = np.unique(np.stack([self.labels.group_of, cls.class_of[:n]], axis=1), axis=0)
+        by_class = pairs[np.argsort(pairs[:, 1], kind="stable")] if len(pairs) else pairs
+        self._class_groups = by_class[:, 0] if len(pairs) else np.zeros(0, dtype=np.int64)
+        self._class_bounds = np.searchsorted(by_class[:, 1] if len(pairs) else self._class_groups,
+                                             np.arange(cls.count + 1))
         pairs = pairs[cls.selectable[pairs[:, 1]]] if len(pairs) else pairs.reshape(0, 2)
         self._group_classes = pairs[:, 1] if len(pairs) else np.zeros(0, dtype=np.int64)
         self._group_bounds = np.searchsorted(pairs[:, 0] if len(pairs) else self._group_classes,
@@ -178,6 +183,19 @@ class PolicyCompiler:
             if tick is not None and k % 2000 == 0:
                 tick(k / total)
         return out
+
+    def consistent(self, pod_sel: LabelSelector | None, ns_sel: LabelSelector | None,
+                   own_namespace: str) -> bool:
+        """Does this selection take every class whole (so the classes need no split for it)?"""
+        groups = self.labels.groups(pod_sel, ns_sel, own_namespace)
+        b = self._class_bounds
+        parts = [self._class_groups[b[c]:b[c + 1]]
+                 for c in self._selected(pod_sel, ns_sel, own_namespace).tolist()]
+        return not parts or bool(np.isin(np.concatenate(parts), groups).all())
+
+    def compile_policy(self, policy: Policy) -> CompiledPolicy:
+        """One more policy, against the same endpoints, atoms and classes."""
+        return self._policy(policy)
 
     def _policy(self, policy: Policy) -> CompiledPolicy:
         subjects = self._selected(policy.pod_selector, None, policy.namespace)
