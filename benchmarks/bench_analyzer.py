@@ -75,7 +75,7 @@ class Sample:
     seconds: dict[str, float]
     rss_mib: dict[str, float]
     process_s: float
-    facts: dict[str, int]
+    facts: dict[str, Any]  # counts, latencies, and the per-change re-analysis times
 
 
 @dataclass
@@ -136,6 +136,28 @@ def run_child(path: str, block: int, profile_out: str | None) -> dict[str, Any]:
             allowed += int(sizes[rows] @ nonempty.astype(np.int64) @ sizes)
         return allowed
 
+    def change_pass(a: Analysis) -> dict[str, tuple[float, str]]:
+        """Seconds of `Analysis.updated` after one policy changes, three ways, and whether it
+        was incremental ("" ) or why it was rebuilt."""
+        import dataclasses
+
+        policies = a.cluster.policies
+        middle = policies[len(policies) // 2]
+        variants = {
+            "remove one policy": policies[:len(policies) // 2] + policies[len(policies) // 2 + 1:],
+            "add one policy (a copy under a new name)":
+                (*policies, dataclasses.replace(middle, name=middle.name + "-copy")),
+            "drop one rule of one policy": tuple(
+                dataclasses.replace(p, ingress=p.ingress[:-1]) if p is middle else p
+                for p in policies),
+        }
+        out = {}
+        for name, changed in variants.items():
+            c0 = time.perf_counter()
+            fresh = a.updated(dataclasses.replace(a.cluster, policies=tuple(changed)))
+            out[name] = (time.perf_counter() - c0, fresh.rebuilt or "")
+        return out
+
     def query_pass(a: Analysis, queries: int = 1000) -> tuple[float, float]:
         """Median and worst seconds of one `can` answer (ports allowed between two random
         pods) on the prepared analysis."""
@@ -165,6 +187,7 @@ def run_child(path: str, block: int, profile_out: str | None) -> dict[str, Any]:
     t4 = time.perf_counter()
     rss["matrix"] = rss["total"] = vmhwm_mib()
     can_median, can_worst = query_pass(analysis)
+    changes = change_pass(analysis)
     if profiler is not None and profile_out is not None:
         profiler.disable()
         profiler.dump_stats(profile_out)
@@ -189,6 +212,7 @@ def run_child(path: str, block: int, profile_out: str | None) -> dict[str, Any]:
             "egress_profiles": analysis.egress.profiles,
             "allowed_cells": allowed,
             "classes": analysis.classes.count,
+            "changes": changes,
             "can_median_ms": can_median * 1000,
             "can_worst_ms": can_worst * 1000,
             "warnings": len(cluster.warnings),
@@ -287,7 +311,10 @@ def details(results: list[Result]) -> str:
             f"word(s), {f['classes']} peer classes, {f['ingress_profiles']} ingress / "
             f"{f['egress_profiles']} egress profiles, {f['allowed_cells']:,} allowed cells, "
             f"{f['warnings']} warnings; one `can` answer {f['can_median_ms']:.3f} ms median, "
-            f"{f['can_worst_ms']:.3f} ms worst of 1000; peak RSS after "
+            f"{f['can_worst_ms']:.3f} ms worst of 1000; re-analysis after one policy change: "
+            + ", ".join(f"{k} {s:.3f} s" + (f" (rebuilt: {why})" if why else "")
+                        for k, (s, why) in f["changes"].items())
+            + "; peak RSS after "
             + ", ".join(f"{p} {rss[p]:.0f}" for p in ("import", "load", "analyse", "matrix"))
             + " MiB"
         )
