@@ -102,8 +102,10 @@ class DiffResult:
 
 
 def semantic_diff(old: ClusterState, new: ClusterState) -> DiffResult:
-    """Compare two versions of a cluster, connection by connection."""
-    return diff_analyses(Analysis(old), Analysis(new))
+    """Compare two versions of a cluster, connection by connection. The new version is analysed
+    incrementally from the old one when only policies changed (`Analysis.updated`)."""
+    before = Analysis(old)
+    return diff_analyses(before, before.updated(new))
 
 
 def diff_analyses(old: Analysis, new: Analysis) -> DiffResult:
@@ -134,6 +136,9 @@ def _changed_cells(
     old: Analysis, new: Analysis, common: list[str], block_rows: int = 256
 ) -> Iterable[tuple[str, str, PortSet, PortSet]]:
     """(source, destination, added, removed) for every common pair that changed."""
+    if new.derived_from is not None and new.derived_from() is old:
+        yield from _changed_cells_derived(old, new)
+        return
     old_idx = np.array([_index(old, k) for k in common], dtype=np.int64)
     new_idx = np.array([_index(new, k) for k in common], dtype=np.int64)
     old_ext = [old.is_external(int(j)) for j in old_idx]
@@ -155,6 +160,39 @@ def _changed_cells(
                     hit = memo[key] = (after - before, before - after)
                 if hit[0] or hit[1]:
                     yield common[i], common[j], hit[0], hit[1]
+
+
+def _changed_cells_derived(old: Analysis, new: Analysis,
+                           ) -> Iterable[tuple[str, str, PortSet, PortSet]]:
+    """`_changed_cells` when `new` was updated from `old`: they share endpoints, atoms and
+    classes, and a profile number means the same row in both, so only the rows of classes whose
+    egress profile changed and the columns of classes whose ingress profile changed can differ;
+    they are compared class by class, then expanded to the pods of each class."""
+    classes = old.classes
+    pod_classes = classes.n_pod_classes
+    sources = np.flatnonzero(old.egress.profile_of_class != new.egress.profile_of_class)
+    destinations = np.flatnonzero(old.ingress.profile_of_class != new.ingress.profile_of_class)
+    cells: dict[tuple[int, int], tuple[PortSet, PortSet]] = {}
+    for fixed, compute in ((sources, "rows"), (destinations, "columns")):
+        if not len(fixed):
+            continue
+        if compute == "rows":
+            before, after = old.class_block(fixed), new.class_block(fixed)
+        else:
+            before, after = old.class_block_to(fixed), new.class_block_to(fixed)
+        for k, other in zip(*np.nonzero(np.any(before != after, axis=2)), strict=True):
+            pair = ((int(fixed[k]), int(other)) if compute == "rows"
+                    else (int(other), int(fixed[k])))
+            if pair[0] >= pod_classes and pair[1] >= pod_classes:
+                continue  # external to external is not a cell
+            was = old.atoms.to_ports(old.atoms.from_words(before[k, other]))
+            now = new.atoms.to_ports(new.atoms.from_words(after[k, other]))
+            cells[pair] = (now - was, was - now)
+    key = old.endpoints.key
+    for (s, d), (added, removed) in cells.items():
+        for i in classes.members(s).tolist():
+            for j in classes.members(d).tolist():
+                yield key(i), key(j), added, removed
 
 
 def _index(analysis: Analysis, key: str) -> int:

@@ -16,6 +16,8 @@ compiled rules, so they always agree with the matrix.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from policy.addresses import Family
@@ -76,6 +78,9 @@ class Analysis:
                                        span(progress, stage, 0.85, 1.0))
         progress(stage, 1.0)
         self.rebuilt: str | None = "first analysis"
+        # The analysis this one was updated from: they share endpoints, atoms, classes and the
+        # rows of every profile the older one has, so equal profile numbers mean equal rows.
+        self.derived_from: weakref.ReferenceType[Analysis] | None = None
 
     # -- after a change ---------------------------------------------------------------------
 
@@ -99,6 +104,7 @@ class Analysis:
         new.cluster, new.policies, new.ingress, new.egress = cluster, policies, ingress, egress
         new._cidr_counts = cidr_counts
         new.rebuilt = None
+        new.derived_from = weakref.ref(self)
         return new
 
     def cidr_counts(self) -> Networks:
@@ -201,6 +207,14 @@ class Analysis:
         eg, ing = self.egress, self.ingress
         out = eg.class_rows(eg.profile_of_class[sources])
         out &= ing.class_columns(sources)[:, ing.profile_of_class]
+        return out
+
+    def class_block_to(self, destinations: IntArray) -> Words:
+        """(len(destinations) x class x word): cells from every class to destination classes
+        (the transpose of `class_block`, for columns)."""
+        eg, ing = self.egress, self.ingress
+        out = eg.class_columns(destinations)[:, eg.profile_of_class]
+        out &= ing.class_rows(ing.profile_of_class[destinations])
         return out
 
     def block(self, sources: IntArray) -> Words:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from analyzer.diff import diff_analyses
 from policy.engine import Analysis
 from policy.explain import explain
 from policy.loader import load_texts
@@ -148,3 +149,16 @@ def test_a_pod_change_rebuilds() -> None:
     moved[1]["metadata"]["labels"] = {"app": "api"}
     updated = Analysis(_load(BASE)).updated(_load(moved))
     assert updated.rebuilt == "the pods changed"
+
+
+@settings(max_examples=100, deadline=None)
+@given(policy_changes())
+def test_diff_of_an_updated_analysis_equals_the_diff_of_a_fresh_one(
+        change: tuple[list[Obj], list[Obj]]) -> None:
+    """The diff's fast path (only re-profiled classes compared) finds the same changes as the
+    pair-by-pair comparison of two independent analyses."""
+    old_objects, new_objects = change
+    before = Analysis(_load(old_objects))
+    after = before.updated(_load(new_objects))
+    event("incremental" if after.rebuilt is None else "rebuilt")
+    assert diff_analyses(before, after) == diff_analyses(before, Analysis(_load(new_objects)))
