@@ -52,11 +52,14 @@ def update(old: Analysis, cluster: ClusterState) -> Analysis | str:
         return "the pods changed"
     if dict(cluster.namespaces) != dict(old.cluster.namespaces):
         return "the namespaces changed"
-    new_by_key = {p.key: p for p in cluster.policies}
-    old_by_key = {cp.policy.key: cp for cp in old.policies}
-    removed = [cp for cp in old.policies if new_by_key.get(cp.policy.key) != cp.policy]
-    added = [p for p in cluster.policies
-             if p.key not in old_by_key or old_by_key[p.key].policy != p]
+    old_keys = [cp.policy.key for cp in old.policies]
+    new_keys = [p.key for p in cluster.policies]
+    new_by_key = dict(zip(new_keys, cluster.policies, strict=True))
+    old_by_key = dict(zip(old_keys, old.policies, strict=True))
+    removed = [cp for k, cp in zip(old_keys, old.policies, strict=True)
+               if not _same(new_by_key.get(k), cp.policy)]
+    added = [p for k, p in zip(new_keys, cluster.policies, strict=True)
+             if k not in old_by_key or not _same(old_by_key[k].policy, p)]
     counts = old.cidr_counts()
     after = counts - cidr_counts(cp.policy for cp in removed) + cidr_counts(added)
     if set(after) != set(counts):
@@ -65,8 +68,8 @@ def update(old: Analysis, cluster: ClusterState) -> Analysis | str:
     if reason:
         return reason
     compiled = {p.key: old.compiler.compile_policy(p) for p in added}
-    policies = [compiled.get(p.key) or old_by_key[p.key] for p in cluster.policies]
-    order = {p.key: i for i, p in enumerate(cluster.policies)}
+    policies = [compiled.get(k) or old_by_key[k] for k in new_keys]
+    order = {k: i for i, k in enumerate(new_keys)}
     gone = {id(cp) for cp in removed}
     sides = {}
     for direction in Direction:
@@ -91,6 +94,10 @@ def update(old: Analysis, cluster: ClusterState) -> Analysis | str:
                                        old.class_named_words)
     return old.derived(cluster, policies, sides[Direction.INGRESS], sides[Direction.EGRESS],
                        +after)
+
+
+def _same(a: Policy | None, b: Policy) -> bool:
+    return a is b or a == b
 
 
 def _selects(cp: CompiledPolicy, c: int) -> bool:
