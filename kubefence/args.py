@@ -209,4 +209,25 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     lp.add_argument("--nodes", type=positive_int, default=2,
                     help="lab nodes to spread the pods over (default 2)")
     lp.add_argument("-o", "--output", choices=("json", "table"), default="json")
+    ag = sub.add_parser(
+        "agent", help="the node agent: keep this node's nftables rules in step with the cluster",
+        description="List and watch pods, namespaces and NetworkPolicies on the API server and "
+                    "program this node's pods with nftables: a full replace at start and every "
+                    "--resync seconds, deltas in between. Serves /healthz, /readyz and "
+                    "/metrics. Logs JSON lines on stderr. SIGTERM/SIGINT stop it (exit 0) and "
+                    "leave the rules in force. Needs NET_ADMIN.")
+    ag.add_argument("--node", required=True, help="this node's name (spec.nodeName of its pods)")
+    ag.add_argument("--kubeconfig", metavar="PATH",
+                    help="a kubeconfig file (default: the in-cluster service account)")
+    ag.add_argument("--netns", metavar="NAME",
+                    help="lab only: program network namespace NAME (/run/netns/NAME) while "
+                         "talking to the API server from this one")
+    ag.add_argument("--health-address", default="127.0.0.1", metavar="ADDR",
+                    help="address of /healthz, /readyz and /metrics (default 127.0.0.1)")
+    ag.add_argument("--health-port", type=int, default=9904, metavar="PORT",
+                    help="their port (default 9904; 0 picks a free one, logged at start)")
+    ag.add_argument("--resync", type=positive_int, default=60, metavar="SECONDS",
+                    help="replace the table whole this often (default 60)")
+    ag.add_argument("--watch-timeout", type=positive_int, default=60, metavar="SECONDS",
+                    help="resume each watch request after this long (default 60)")
     return p

@@ -130,6 +130,15 @@ def _lab_probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _agent(args: argparse.Namespace) -> int:
+    from enforcer.agent import AgentOptions, Timing, run  # the Kubernetes client: only here
+
+    timing = Timing(resync=float(args.resync))
+    return run(AgentOptions(node=args.node, kubeconfig=args.kubeconfig, netns=args.netns,
+                            health_address=args.health_address, health_port=args.health_port,
+                            timing=timing, watch_timeout=args.watch_timeout))
+
+
 def _load(args: argparse.Namespace, err: TextIO, bar: StderrBar) -> ClusterState:
     cluster = load(args.paths, args.keep_going, bar)
     bar.close()
@@ -206,6 +215,8 @@ def main(
             return _diff(args, out, err, bar)
         if args.command == "lab":
             return _lab_probe(args, out, err)
+        if args.command == "agent":
+            return _agent(args)
         family = Family(args.family) if args.family else None
         analysis = Analysis(_load(args, err, bar), family, bar)
         bar.close()
