@@ -9,7 +9,7 @@ import pytest
 
 from enforcer.compiler import CompileError, compile_node
 from enforcer.placement import assign_round_robin
-from enforcer.ruleset import Element
+from enforcer.ruleset import Element, NodeRuleset
 from policy.cluster import Direction
 from policy.engine import Analysis
 from policy.loader import load, load_texts
@@ -69,3 +69,30 @@ def test_host_network_and_addressless_pods_are_not_programmed() -> None:
                netpol("x", "p", {"podSelector": {}})]
     cluster = assign_round_robin(load_texts([("t.yaml", to_yaml(objects), False)]), 1)
     assert [p.key for p in compile_node(cluster, "node-0").pods] == ["x/a"]
+
+
+@pytest.mark.parametrize("others", [10, 500])
+def test_a_nodes_ruleset_does_not_grow_with_policies_elsewhere(others: int) -> None:
+    """Issue 5: a node's ruleset depends on its own pods and the peers they reference, not on
+    how many policies the cluster holds (here: policies of another namespace on another node,
+    each with its own selector and port)."""
+    local = [pod("a", "web", {"app": "web"}, [("http", 80, "TCP")], "10.0.0.1"),
+             pod("a", "api", {"app": "api"}, [], "10.0.0.2")]
+    remote = [pod("b", f"p{i}", {"app": f"b{i}"}, [], f"10.0.1.{i + 1}") for i in range(3)]
+    for obj, node in [*((o, "node-0") for o in local), *((o, "node-1") for o in remote)]:
+        obj["spec"]["nodeName"] = node
+    web_in = netpol("a", "web-in", {"podSelector": {"matchLabels": {"app": "web"}},
+                                    "ingress": [{"from": [{"podSelector": {"matchLabels":
+                                                                           {"app": "api"}}}],
+                                                 "ports": [{"port": "http"}]}]})
+
+    def ruleset(n: int) -> NodeRuleset:
+        policies = [netpol("b", f"np{i}", {
+            "podSelector": {"matchLabels": {"app": f"b{i % 3}"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": f"x{i}"}}}],
+                         "ports": [{"port": 1000 + i}]}]}) for i in range(n)]
+        objects = [*local, *remote, web_in, *policies]
+        return compile_node(load_texts([("c.yaml", to_yaml(objects), False)]), "node-0")
+
+    assert ruleset(others) == ruleset(0)
+    assert ruleset(others).element_count() == ruleset(0).element_count() > 0
