@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# One real control plane per session, shared by every module that asks for `lab_cluster`.
+from tests.labcluster import lab_cluster  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 
 # CI draws the same examples every run (a red run must mean a regression, not a new draw);

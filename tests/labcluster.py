@@ -1,10 +1,11 @@
 """A real control plane for tests: `kubefence-lab-cluster up` (etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler on 127.0.0.1), once per session.
 
-`lab_cluster` builds or finds the binary (`scripts/build-lab-cluster.sh`, cached; a cold build
-takes minutes), starts `up --dir <tmp>`, waits (bounded) for its JSON line and yields a
-`LabCluster`; it always stops it at the end (SIGTERM, wait, then SIGKILL). Import the fixture
-into a test module: `from tests.labcluster import lab_cluster  # noqa: F401`.
+`lab_cluster` builds or finds the binary (`scripts/build-lab-cluster.sh`, cached; a cold
+build takes minutes), starts `up --dir <tmp>`, waits (bounded) for its JSON line and yields a
+`LabCluster`; it always stops it at the end (SIGTERM, wait, then SIGKILL). `tests/conftest.py`
+registers the fixture, so every test module shares the one control plane: ask for
+`lab_cluster`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 UP_TIMEOUT = 120.0
 STOP_TIMEOUT = 40.0

@@ -36,7 +36,7 @@ from enforcer.render import full_replace
 from kubefence.cli import main
 from lab import netns
 from policy.loader import load_texts
-from tests.labcluster import LabCluster, lab_cluster  # noqa: F401
+from tests.labcluster import LabCluster
 
 pytestmark = pytest.mark.privileged
 
@@ -198,7 +198,7 @@ def base_objects(cluster: LabCluster, n: dict[str, str]) -> None:
 
 
 def test_agent_programs_the_node_and_follows_changes(
-        lab_cluster: LabCluster, names: dict[str, str],  # noqa: F811
+        lab_cluster: LabCluster, names: dict[str, str],
         agents: list[AgentProcess]) -> None:
     c, n = lab_cluster, names
     base_objects(c, n)
@@ -257,7 +257,7 @@ def test_agent_programs_the_node_and_follows_changes(
 
 
 def test_restart_keeps_isolation_and_replaces_atomically(
-        lab_cluster: LabCluster, names: dict[str, str],  # noqa: F811
+        lab_cluster: LabCluster, names: dict[str, str],
         agents: list[AgentProcess]) -> None:
     c, n = lab_cluster, names
     base_objects(c, n)
@@ -304,7 +304,7 @@ def test_restart_keeps_isolation_and_replaces_atomically(
 
 
 def test_health_endpoints_before_the_first_sync(
-        lab_cluster: LabCluster, names: dict[str, str],  # noqa: F811
+        lab_cluster: LabCluster, names: dict[str, str],
         agents: list[AgentProcess], tmp_path: Path) -> None:
     # an API server that does not answer: never a full picture, so never a sync
     config = yaml.safe_load(Path(lab_cluster.kubeconfig).read_text())
@@ -354,7 +354,7 @@ class _ExpiredWatch:
         pass
 
 
-def test_watch_relists_on_410_gone(lab_cluster: LabCluster) -> None:  # noqa: F811
+def test_watch_relists_on_410_gone(lab_cluster: LabCluster) -> None:
     """410 Gone on a watch: the watcher lists again (against the real API server), replaces
     the kind in the store, and watches on from the new resourceVersion."""
     api = api_client(lab_cluster.kubeconfig)

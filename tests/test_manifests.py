@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.labcluster import LabCluster, lab_cluster  # noqa: F401
+from tests.labcluster import LabCluster
 
 pytestmark = pytest.mark.privileged  # with the other tests that start the lab control plane
 
@@ -24,7 +24,7 @@ def documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def test_manifests_pass_server_side_dry_run(lab_cluster: LabCluster) -> None:  # noqa: F811
+def test_manifests_pass_server_side_dry_run(lab_cluster: LabCluster) -> None:
     # A dry run creates nothing, so the example's namespace must exist for its policies.
     lab_cluster.kubectl("create", "namespace", "demo")
     try:
@@ -68,7 +68,7 @@ CANNOT = [
 ]
 
 
-def test_agent_rbac_is_read_only_on_its_three_kinds(lab_cluster: LabCluster) -> None:  # noqa: F811
+def test_agent_rbac_is_read_only_on_its_three_kinds(lab_cluster: LabCluster) -> None:
     rbac = str(AGENT / "rbac.yaml")
     lab_cluster.kubectl("apply", "-f", rbac)
     try:

@@ -55,6 +55,13 @@ class _RawWatch(watch.Watch):  # type: ignore[misc]
         return None
 
 
+def _describe(exc: Exception) -> str:
+    """One short line: an API error's status and reason, not its headers and body."""
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {exc.reason}".strip()
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
 class Gone(Exception):
     """The resourceVersion is too old: relist."""
 
@@ -158,7 +165,7 @@ class Watcher:
                 self._metrics.watch_errors.labels(self.resource.name).inc()
                 self._log.warning("watch_error", resource=self.resource.name,
                                   during="list" if rv is None else "watch",
-                                  error=f"{type(exc).__name__}: {exc}"[:500],
+                                  error=_describe(exc),
                                   retry_in=round(backoff, 2))
                 if rv is None:
                     reason = "error"
