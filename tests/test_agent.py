@@ -9,9 +9,11 @@ address through the status subresource, as a kubelet would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -398,3 +400,84 @@ def test_watch_relists_on_410_gone(lab_cluster: LabCluster) -> None:
 def test_agent_requires_a_node(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["agent"]) == 2
     assert "--node" in capsys.readouterr().err
+
+
+class Proxy:
+    """A TCP forwarder to the API server whose connections can all be cut at once (TLS goes
+    through untouched): a network that drops the agent's watches."""
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.removeprefix("https://").rpartition(":")
+        self._upstream = (host, int(port))
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._upstream)
+            with self._lock:
+                self._conns += [client, upstream]
+                self.accepted += 1
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> int:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        return len(conns) // 2
+
+    def close(self) -> None:
+        self._server.close()
+        self.cut()
+
+
+def test_agent_reconnects_after_its_connections_are_cut(
+        lab_cluster: LabCluster, names: dict[str, str],
+        agents: list[AgentProcess], tmp_path: Path) -> None:
+    c, n = lab_cluster, names
+    base_objects(c, n)
+    proxy = Proxy(c.server)
+    try:
+        config = yaml.safe_load(Path(c.kubeconfig).read_text())
+        for entry in config["clusters"]:
+            entry["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+        kubeconfig = tmp_path / "proxied.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        agent = AgentProcess(str(kubeconfig), n["node"], n["netns"])
+        agents.append(agent)
+        agent.wait_ready()
+        assert proxy.cut() >= 3  # the three watches at least
+        before = proxy.accepted
+        apply(c, policy("allow", n["ns"], {"podSelector": {},
+                                           "ingress": [{"ports": [{"port": 8080}]}]}))
+        target = expected_table(c, n["node"], n["scratch"])
+        poll("the agent reconnected and applied the change",
+             lambda: table(n["netns"]) == target)
+        assert proxy.accepted > before  # new connections, through the same proxy
+        assert agent.get("/readyz")[0] == 200
+        assert agent.stop() == 0
+    finally:
+        proxy.close()

@@ -139,3 +139,18 @@ def test_loop_coalesces_a_burst_and_keeps_the_last_ruleset_on_failure() -> None:
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     assert {e["event"] for e in events} == {"sync", "sync_failed"}
     assert all(e["level"] == "error" for e in events if e["event"] == "sync_failed")
+
+
+def test_loop_replaces_the_table_whole_every_resync() -> None:
+    store, dataplane = Store(), Recorder()
+    for kind, items in (("Namespace", [{"metadata": {"name": "ns"}}]), ("NetworkPolicy", [DENY]),
+                        ("Pod", [pod("a", "10.0.0.1", {"app": "a"})])):
+        store.replace(kind, items)
+    stopping, thread, _, metrics, _ = run_loop(store, dataplane, Timing(resync=0.1))
+    try:
+        wait_for(lambda: metrics.syncs.labels("full")._value.get() >= 3)
+    finally:
+        stopping.set()
+        thread.join(5)
+    full = {"delete": {"table": {"family": "inet", "name": "kubefence"}}}
+    assert all(t[1] == full for t in dataplane.transactions)
