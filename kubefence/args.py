@@ -209,6 +209,27 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     lp.add_argument("--nodes", type=positive_int, default=2,
                     help="lab nodes to spread the pods over (default 2)")
     lp.add_argument("-o", "--output", choices=("json", "table"), default="json")
+    lu = lab_sub.add_parser(
+        "up", help="a real control plane and N lab nodes, until SIGTERM/SIGINT",
+        description="Start a Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver with "
+                    "RBAC, controller-manager, scheduler; admin kubeconfig in DIR), N lab nodes "
+                    "as network namespaces, each with a kubelet stand-in (it gives the pods "
+                    "bound to it namespaces, addresses from the node's podCIDR and port "
+                    "servers, and writes their status), and one enforcer agent per node. "
+                    "When ready, writes DIR/lab.json and prints the same JSON line. Runs in "
+                    "the foreground until SIGTERM or SIGINT (or `lab down`), then removes "
+                    "everything. Needs root.")
+    lu.add_argument("--nodes", type=positive_int, default=2, help="lab nodes (default 2)")
+    lu.add_argument("--dir", default="/run/kubefence-lab", metavar="DIR",
+                    help="state, logs and kubeconfig (default /run/kubefence-lab)")
+    lu.add_argument("--agents", action=argparse.BooleanOptionalAction, default=None,
+                    help="start `kubefence agent` per node (default: when it is installed)")
+    ld = lab_sub.add_parser("down", help="stop the lab that `lab up` runs in DIR",
+                            description="Stop `lab up` of DIR (SIGTERM, then wait) and remove "
+                                        "whatever it left behind. Needs root.")
+    ld.add_argument("--dir", default="/run/kubefence-lab", metavar="DIR",
+                    help="the lab's directory (default /run/kubefence-lab)")
+
     ag = sub.add_parser(
         "agent", help="the node agent: keep this node's nftables rules in step with the cluster",
         description="List and watch pods, namespaces and NetworkPolicies on the API server and "

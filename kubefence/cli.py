@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from analyzer.diff import FailOn, semantic_diff
@@ -139,6 +140,21 @@ def _agent(args: argparse.Namespace) -> int:
                             timing=timing, watch_timeout=args.watch_timeout))
 
 
+def _lab_up_down(args: argparse.Namespace, out: TextIO) -> int:
+    from lab import labup  # the Kubernetes client: only here
+
+    if args.lab_command == "down":
+        labup.down(Path(args.dir))
+        return 0
+
+    def ready(state: dict[str, object]) -> None:
+        out.write(json.dumps(state, sort_keys=True) + "\n")
+        out.flush()
+
+    labup.up(args.nodes, Path(args.dir), agents=args.agents, ready=ready)
+    return 0
+
+
 def _load(args: argparse.Namespace, err: TextIO, bar: StderrBar) -> ClusterState:
     cluster = load(args.paths, args.keep_going, bar)
     bar.close()
@@ -214,6 +230,8 @@ def main(
         if args.command == "diff":
             return _diff(args, out, err, bar)
         if args.command == "lab":
+            if args.lab_command in ("up", "down"):
+                return _lab_up_down(args, out)
             return _lab_probe(args, out, err)
         if args.command == "agent":
             return _agent(args)

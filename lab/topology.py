@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from enforcer.placement import assign_round_robin
 from lab.netns import LabError, add, delete, existing, run
 from policy.addresses import IPAddress
-from policy.cluster import ClusterState, PodInfo
+from policy.cluster import ClusterState
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNDERLAY4 = ipaddress.IPv4Network("169.254.100.0/24")
 UNDERLAY6 = ipaddress.IPv6Network("fd6c:6162::/64")
 POD_GATEWAY4 = "169.254.1.1"
@@ -95,46 +97,65 @@ def build(cluster: ClusterState, nodes: int = 2, prefix: str | None = None) -> T
 
 
 def _build(topo: Topology, nodes: int) -> None:
-    p = topo.prefix
-    topo.switch = f"{p}switch"
-    add(topo.switch)
-    run("ip", "link", "add", "br0", "type", "bridge", netns=topo.switch)
-    run("ip", "link", "set", "br0", "up", netns=topo.switch)
+    topo.switch = make_switch(topo.prefix)
     for i in range(nodes):
-        name = f"node-{i}"
-        node = LabNode(name, f"{p}{name}", UNDERLAY4[i + 1], UNDERLAY6[i + 1])
-        topo.nodes[name] = node
-        add(node.netns)
-        for key, value in (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
-                           ("net.ipv4.conf.all.rp_filter", "0"),
-                           ("net.ipv4.conf.default.rp_filter", "0")):
-            run("sysctl", "-qw", f"{key}={value}", netns=node.netns)
-        port = f"n{i}"
-        run("ip", "link", "add", port, "type", "veth", "peer", "name", "uplink", "netns",
-            node.netns, netns=topo.switch)
-        run("ip", "link", "set", port, "master", "br0", "up", netns=topo.switch)
-        run("ip", "addr", "add", f"{node.uplink4}/{UNDERLAY4.prefixlen}", "dev", "uplink",
-            netns=node.netns)
-        run("ip", "addr", "add", f"{node.uplink6}/{UNDERLAY6.prefixlen}", "dev", "uplink",
-            "nodad", netns=node.netns)
-        run("ip", "link", "set", "uplink", "up", netns=node.netns)
+        node = add_node(topo.switch, topo.prefix, i, f"node-{i}")
+        topo.nodes[node.name] = node
     for j, pod in enumerate(topo.cluster.pods):
-        _add_pod(topo, j, pod)
+        assert pod.node_name is not None
+        node = topo.nodes[pod.node_name]
+        netns, veth = f"{topo.prefix}pod-{j}", f"v{j:04d}"
+        add_pod(node, netns, veth, pod.ips)
+        topo.pods[pod.key] = LabPod(pod.key, netns, node.name, pod.ips, veth)
     for lab_pod in topo.pods.values():
         for node in topo.nodes.values():
             if node.name != lab_pod.node:
-                owner = topo.nodes[lab_pod.node]
                 for ip in lab_pod.ips:
-                    via = owner.uplink4 if ip.version == 4 else owner.uplink6
-                    run("ip", f"-{ip.version}", "route", "add", f"{ip}/{ip.max_prefixlen}",
-                        "via", str(via), "dev", "uplink", netns=node.netns)
+                    route_via(node, topo.nodes[lab_pod.node], ipaddress.ip_network(ip))
 
 
-def _add_pod(topo: Topology, j: int, pod: PodInfo) -> None:
-    assert pod.node_name is not None
-    node = topo.nodes[pod.node_name]
-    netns = f"{topo.prefix}pod-{j}"
-    veth = f"v{j:04d}"
+# The building blocks, also used by the kubelet stand-in of `kubefence lab up` (lab/kubelet.py).
+
+def make_switch(prefix: str) -> str:
+    """The switch namespace: one bridge joining every node's uplink."""
+    switch = f"{prefix}switch"
+    add(switch)
+    run("ip", "link", "add", "br0", "type", "bridge", netns=switch)
+    run("ip", "link", "set", "br0", "up", netns=switch)
+    return switch
+
+
+def add_node(switch: str, prefix: str, index: int, name: str) -> LabNode:
+    """A node namespace (forwarding on) with an uplink on the switch's bridge; its underlay
+    addresses are the `index + 1`-th of 169.254.100.0/24 and fd6c:6162::/64."""
+    node = LabNode(name, f"{prefix}{name}", UNDERLAY4[index + 1], UNDERLAY6[index + 1])
+    add(node.netns)
+    for key, value in (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
+                       ("net.ipv4.conf.all.rp_filter", "0"),
+                       ("net.ipv4.conf.default.rp_filter", "0")):
+        run("sysctl", "-qw", f"{key}={value}", netns=node.netns)
+    port = f"n{index}"
+    run("ip", "link", "add", port, "type", "veth", "peer", "name", "uplink", "netns",
+        node.netns, netns=switch)
+    run("ip", "link", "set", port, "master", "br0", "up", netns=switch)
+    run("ip", "addr", "add", f"{node.uplink4}/{UNDERLAY4.prefixlen}", "dev", "uplink",
+        netns=node.netns)
+    run("ip", "addr", "add", f"{node.uplink6}/{UNDERLAY6.prefixlen}", "dev", "uplink",
+        "nodad", netns=node.netns)
+    run("ip", "link", "set", "uplink", "up", netns=node.netns)
+    return node
+
+
+def route_via(node: LabNode, owner: LabNode, network: IPNetwork) -> None:
+    """On `node`, route `network` (another node's pod or pod CIDR) to `owner`'s uplink."""
+    via = owner.uplink4 if network.version == 4 else owner.uplink6
+    run("ip", f"-{network.version}", "route", "add", str(network), "via", str(via),
+        "dev", "uplink", netns=node.netns)
+
+
+def add_pod(node: LabNode, netns: str, veth: str, ips: Sequence[IPAddress]) -> None:
+    """A pod namespace `netns` with `ips` on its eth0, joined to `node` by the veth `veth`
+    (made in the node's namespace, its peer moved into the pod's), routed /32 or /128."""
     add(netns)
     run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns,
         netns=node.netns)
@@ -144,20 +165,26 @@ def _add_pod(topo: Topology, j: int, pod: PodInfo) -> None:
     run("ip", "addr", "add", f"{POD_GATEWAY6}/64", "dev", veth, "nodad", netns=node.netns)
     run("ip", "link", "set", veth, "up", netns=node.netns)
     run("ip", "link", "set", "eth0", "up", netns=netns)
-    for ip in pod.ips:
+    for ip in ips:
         if ip.version == 4:
             run("ip", "addr", "add", f"{ip}/32", "dev", "eth0", netns=netns)
         else:
             run("ip", "addr", "add", f"{ip}/128", "dev", "eth0", "nodad", netns=netns)
         run("ip", f"-{ip.version}", "route", "add", f"{ip}/{ip.max_prefixlen}", "dev", veth,
             netns=node.netns)
-    if any(ip.version == 4 for ip in pod.ips):
+    if any(ip.version == 4 for ip in ips):
         run("ip", "route", "add", POD_GATEWAY4, "dev", "eth0", "scope", "link", netns=netns)
         run("ip", "route", "add", "default", "via", POD_GATEWAY4, "dev", "eth0", netns=netns)
-    if any(ip.version == 6 for ip in pod.ips):
+    if any(ip.version == 6 for ip in ips):
         run("ip", "-6", "route", "add", "default", "via", POD_GATEWAY6, "dev", "eth0",
             netns=netns)
-    topo.pods[pod.key] = LabPod(pod.key, netns, node.name, pod.ips, veth)
+
+
+def remove_pod(node: LabNode, netns: str, veth: str) -> None:
+    """Undo `add_pod`: the veth pair (and the node's routes over it) first, so its addresses
+    are free at once, then the namespace."""
+    run("ip", "link", "del", veth, netns=node.netns, check=False)
+    delete(netns)
 
 
 def teardown(topo: Topology) -> None:
