@@ -40,7 +40,7 @@ LEASE_NAMESPACE = "kube-node-lease"
 LEASE_EVERY = 10.0
 LEASE_DURATION = 40
 STATUS_EVERY = 300.0  # a kubelet posts its status on change or every 5 minutes
-WATCH_SECONDS = 5  # how long one watch request lasts: bounds how soon close() is noticed
+WATCH_SECONDS = 3  # how long one watch request lasts: bounds how soon close() is noticed
 RESOURCES = {"cpu": "4", "memory": "8Gi", "pods": "110"}
 STRATEGIC = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
@@ -236,7 +236,16 @@ class Kubelet:
                     log.warning("%s: finalizing %s/%s: %s", self.name, meta["namespace"],
                                 meta["name"], exc)
             return
-        if uid in self.pods or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        status = pod.get("status", {})
+        if uid in self.pods:
+            if not status.get("podIP"):  # our status was lost (or is not seen yet): again
+                self._post_quietly(pod, self.pods[uid])
+            return
+        if status.get("phase") in ("Succeeded", "Failed"):
+            return
+        if pod["spec"].get("hostNetwork"):
+            # The node's own network: no namespace of its own, the node's address.
+            self._post_quietly(pod, None)
             return
         try:
             run = self._start_pod(pod)
@@ -244,10 +253,15 @@ class Kubelet:
             log.warning("%s: starting %s/%s: %s", self.name, meta["namespace"], meta["name"],
                         exc)
             return
+        self._post_quietly(pod, run)
+
+    def _post_quietly(self, pod: dict[str, Any], run: LabPodRun | None) -> None:
         try:
             self._post_running(pod, run)
-        except Exception as exc:  # the pod stays ours; a relist does not retry the status
-            log.warning("%s: status of %s: %s", self.name, run.key, exc)
+        except Exception as exc:  # the next event without a podIP tries again
+            meta = pod["metadata"]
+            log.warning("%s: status of %s/%s: %s", self.name, meta["namespace"],
+                        meta["name"], exc)
 
     def _start_pod(self, pod: dict[str, Any]) -> LabPodRun:
         meta = pod["metadata"]
@@ -277,14 +291,17 @@ class Kubelet:
         self.pods[uid] = run
         return run
 
-    def _post_running(self, pod: dict[str, Any], run: LabPodRun) -> None:
+    def _post_running(self, pod: dict[str, Any], run: LabPodRun | None) -> None:
+        """Running and ready; `run` None: a hostNetwork pod, with the node's address."""
         stamp = now()
         conditions = [{"type": t, "status": "True", "lastTransitionTime": stamp}
                       for t in ("PodReadyToStartContainers", "Initialized", "Ready",
                                 "ContainersReady", "PodScheduled")]
+        uid = pod["metadata"]["uid"]
+        ip = str(run.ip if run is not None else self.node.uplink4)
         statuses = []
         for container in pod["spec"].get("containers", []):
-            cid = hashlib.sha256(f"{run.uid}/{container['name']}".encode()).hexdigest()
+            cid = hashlib.sha256(f"{uid}/{container['name']}".encode()).hexdigest()
             statuses.append({
                 "name": container["name"], "image": container.get("image", ""),
                 "imageID": "", "containerID": f"kubefence://{cid}", "ready": True,
@@ -294,7 +311,7 @@ class Kubelet:
         body = {"status": {
             "phase": "Running", "hostIP": str(self.node.uplink4),
             "hostIPs": [{"ip": str(self.node.uplink4)}],
-            "podIP": str(run.ip), "podIPs": [{"ip": str(run.ip)}], "startTime": stamp,
+            "podIP": ip, "podIPs": [{"ip": ip}], "startTime": stamp,
             "conditions": conditions, "containerStatuses": statuses,
         }}
         meta = pod["metadata"]
@@ -311,6 +328,10 @@ class Kubelet:
         remove_pod(self.node, run.netns, run.veth)
         with self._lock:
             self.addresses.free(run.ip)
+
+    def stop(self) -> None:
+        """Ask both threads to stop (the pods thread notices within WATCH_SECONDS)."""
+        self._stop.set()
 
     def close(self) -> None:
         """Stop both threads and remove every pod namespace of this node (not the API

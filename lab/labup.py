@@ -179,6 +179,8 @@ def _teardown(lab: Lab) -> None:
     for proc in lab.agents.values():
         stop_pid(proc.pid, 10, proc)
     for kubelet in lab.kubelets:
+        kubelet.stop()  # all at once: each takes up to a watch request to notice
+    for kubelet in lab.kubelets:
         with contextlib.suppress(Exception):
             kubelet.close()
     if lab.plane is not None:

@@ -238,6 +238,25 @@ def test_a_deleted_pod_loses_its_namespace_and_frees_its_address(lab: Lab) -> No
     assert again["status"]["podIP"] == ip
 
 
+def test_a_host_network_pod_gets_its_nodes_address_and_no_namespace(lab: Lab) -> None:
+    before = netns.existing(lab.state["prefix"])
+    lab.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Pod
+metadata: {name: host, namespace: shop}
+spec:
+  nodeName: node-2
+  hostNetwork: true
+  containers: [{name: host, image: pause}]
+""")
+    wait_for("the hostNetwork pod Running", lambda: lab.get(
+        "-n", "shop", "pod", "host")["status"].get("phase") == "Running")
+    status = lab.get("-n", "shop", "pod", "host")["status"]
+    assert status["podIP"] == status["hostIP"] == "169.254.100.2"
+    assert netns.existing(lab.state["prefix"]) == before
+    lab.kubectl("-n", "shop", "delete", "pod", "host", "--timeout=30s")
+
+
 def test_nodes_stay_ready_past_the_grace_period(lab: Lab) -> None:
     leases = lab.get("-n", "kube-node-lease", "leases")["items"]
     before = {ls["metadata"]["name"]: ls["spec"]["renewTime"] for ls in leases}
