@@ -12,8 +12,8 @@ one line `SRC => DST : CONNECTIONS` per connected pair of (representative) pods.
 `--fw-rules` NCA's default output (`txt`, connectivity minimised into firewall rules, which
 costs more) is timed as well. A run longer than `--timeout` seconds is killed (its whole process
 group) and reported as "did not finish"; NCA is then not tried on the larger sizes. With
-`--repeat K` the table shows the fastest of K runs; one untimed run of each tool on the first
-size warms up first (.pyc files, page cache). NCA comes from its own virtualenv, made on first
+`--repeat K` the table shows the fastest of K runs; one untimed run of each tool on a 100x30
+cluster warms up first (.pyc files, page cache). NCA comes from its own virtualenv, made on first
 use by scripts/setup-nca.sh. `--rev REV` runs kubefence from a clean `git archive` export of a
 commit rather than from the working tree (whose files may be half edited).
 
@@ -115,6 +115,11 @@ def output_of(cmd: Sequence[str]) -> str:
     return (proc.stdout or proc.stderr).strip() or "unknown"
 
 
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine slows both tools alike."""
+    return f"load average {os.getloadavg()[0]:.1f}"
+
+
 def environment(nca: Path, kubefence: Path, rev: str | None) -> list[str]:
     if rev is None:
         source = "working tree, git " + output_of(
@@ -123,16 +128,17 @@ def environment(nca: Path, kubefence: Path, rev: str | None) -> list[str]:
     else:
         source = f"clean export of {rev}, git {resolve(rev)[:12]}"
     nca_python = output_of([str(nca.parent / "python"), "--version"])
-    generator = output_of(["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", "benchmarks"])
-    edited = output_of(["git", "-C", str(REPO), "status", "--porcelain", "--", "benchmarks"])
+    paths = ["--", "benchmarks/clustergen", "benchmarks/generate.py"]
+    generator = output_of(["git", "-C", str(REPO), "log", "-1", "--format=%h", *paths])
+    edited = output_of(["git", "-C", str(REPO), "status", "--porcelain", *paths])
     edited = "" if edited == "unknown" else edited
     return [
         f"kubefence: {kubefence} ({source}), python {platform.python_version()}",
-        f"generator: benchmarks/ of the working tree, last changed in git {generator}"
+        f"generator: the working tree's, last changed in git {generator}"
         + (" (with uncommitted changes)" if edited else ""),
         f"NCA: {output_of([str(nca), '--version'])}, {nca_python} ({nca.parent.parent})",
         f"machine: {os.cpu_count()} CPUs, {platform.machine()} {platform.system()} "
-        f"{platform.release()}",
+        f"{platform.release()}, {load_average()}",
     ]
 
 
@@ -154,6 +160,9 @@ class Size:
         if not sep or not pods.isdigit() or not policies.isdigit():
             raise argparse.ArgumentTypeError(f"bad size {text!r}: expected PODSxPOLICIES")
         return cls(int(pods), int(policies))
+
+
+WARM_UP = Size(100, 30)
 
 
 @dataclass
@@ -598,15 +607,20 @@ def aligned_check(setup: Setup, docs: list[Obj], stem: Path, res: Result) -> Non
         res.aligned = agreement_of(setup, inp, kf, nca, "aligned check")
 
 
-def warm_up(setup: Setup, inp: Input) -> None:
-    """One untimed run of each tool: compiles the .pyc files and fills the page cache."""
-    stem = Path(f"{inp.path.with_suffix('')}.warm-up")
+def warm_up(setup: Setup) -> None:
+    """One untimed run of each tool on a small cluster: compiles .pyc files, fills caches."""
+    from benchmarks.generate import generate
+
+    print(f"warm-up on {WARM_UP.label} (not counted):")
+    docs = shared_documents(generate(WARM_UP.pods, WARM_UP.policies, setup.seed)[0])
+    inp = write_input(docs, setup.folder / f"warm-up-{WARM_UP.label}.yaml")
+    stem = inp.path.with_suffix("")
     measure(setup, stem, "kubefence", kubefence_command(setup.kubefence, inp.path), None)
     out = Path(f"{stem}.nca.txt")
     measure(setup, stem, "nca", nca_command(setup.nca, inp.path, out, False), out)
 
 
-def run_size(setup: Setup, size: Size, try_nca: bool, first: bool) -> Result:
+def run_size(setup: Setup, size: Size, try_nca: bool) -> Result:
     from benchmarks.generate import generate  # here: not needed by --help
 
     t = time.perf_counter()
@@ -619,9 +633,6 @@ def run_size(setup: Setup, size: Size, try_nca: bool, first: bool) -> Result:
     )
     nca_models = sum(len(members) for members in representatives(inp).values())
     res = Result(size, inp.megabytes, inp.documents, len(inp.pods), nca_models)
-    if first:
-        print("  warm-up (not counted):")
-        warm_up(setup, inp)
     stem = inp.path.with_suffix("")
     kf_cmd = kubefence_command(setup.kubefence, inp.path)
     res.kubefence = repeated(setup, stem, "kubefence", kf_cmd, None)  # the matrix is its stdout
@@ -862,12 +873,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("        " + shlex.join(nca_command(nca, Path("FILE"), Path("OUT"), False)))
         if args.fw_rules:
             print("        " + shlex.join(nca_command(nca, Path("FILE"), Path("OUT"), True)))
+        warm_up(setup)
         results: list[Result] = []
         try_nca = True
         for size in args.sizes:
-            results.append(run_size(setup, size, try_nca, first=not results))
+            results.append(run_size(setup, size, try_nca))
             try_nca = try_nca and best(results[-1].nca) is not None
-    print()
+    print(f"\nat the end: {load_average()}")
     print(table(results, setup))
     for line in differences(results):
         print(line)
