@@ -27,17 +27,24 @@ class FastLoader(_Base):  # type: ignore[misc]
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._resolved: dict[tuple[Any, Any, Any], str] = {}
+        self._resolved: dict[str, str] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        if kind is not yaml.ScalarNode:
-            tag: str = super().resolve(kind, value, implicit)
-            return tag
-        key = (value, implicit[0], implicit[1]) if implicit is not None else (value, None, None)
-        hit = self._resolved.get(key)
-        if hit is None:
-            hit = self._resolved[key] = super().resolve(kind, value, implicit)
-        return hit
+        """The implicit tag of an untagged node, as SafeLoader's resolver gives it (it has no
+        path resolvers): a quoted scalar is a string; a plain one depends on its text only."""
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return STR
+            hit = self._resolved.get(value)
+            if hit is None:
+                hit = self._resolved[value] = super().resolve(kind, value, implicit)
+            return hit
+        if kind is yaml.MappingNode:
+            return MAP
+        if kind is yaml.SequenceNode:
+            return SEQ
+        tag: str = super().resolve(kind, value, implicit)
+        return tag
 
     def build(self, node: yaml.Node) -> Any:
         """The data of one document's node tree, as `construct_document` would give it."""
@@ -65,20 +72,22 @@ class FastLoader(_Base):  # type: ignore[misc]
             memo[key] = items
             items.extend(self._build(child, memo) for child in node.value)
             return items
-        if isinstance(node, yaml.MappingNode) and tag == MAP and not any(
-            k.tag == MERGE for k, _ in node.value
-        ):
+        if isinstance(node, yaml.MappingNode) and tag == MAP:
             mapping: dict[Any, Any] = {}
             memo[key] = mapping
             for k, v in node.value:
+                if k.tag == MERGE:  # `<<: *base`: PyYAML's constructor flattens merges
+                    del memo[key]
+                    return self.construct_object(node, deep=True)
                 data = self._build(k, memo)
-                try:
-                    hash(data)
-                except TypeError as exc:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark,
-                        "found unhashable key", k.start_mark,
-                    ) from exc
+                if type(data) is not str:
+                    try:
+                        hash(data)
+                    except TypeError as exc:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping", node.start_mark,
+                            "found unhashable key", k.start_mark,
+                        ) from exc
                 mapping[data] = self._build(v, memo)
             return mapping
         return self.construct_object(node, deep=True)

@@ -25,6 +25,10 @@ CORNERS = {
     "timestamps": "a: 2026-11-24\nb: 2026-11-24T10:00:00Z\n",
     "multi-document": "---\na: 1\n---\n---\n- x\n- 2\n",
     "nested-sequences": "a:\n- - 1\n  - b: [c, {d: e}]\n",
+    "merge-key-after-other-keys": "base: &b {x: 1}\nd:\n  y: 3\n  <<: *b\n",
+    "quoted-words-stay-strings": "a: 'yes'\nb: \"null\"\nc: '~'\n",
+    "block-scalars": "a: |\n  80\nb: >\n  yes\n  no\n",
+    "flow-and-empty": "a: {}\nb: []\nc:\nd: [~, '', \"\"]\n",
 }
 
 
