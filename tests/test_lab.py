@@ -84,8 +84,10 @@ def test_packets_match_analyzer_and_upstream(case: Path) -> None:
 
 def _lab_ready(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The lab needs no hostNetwork pods and a unique primary address per pod, all of one
-    family: every pod gets an IPv4 primary (its own, or a new one), IPv6 ones stay secondary."""
+    family: every pod gets an IPv4 primary (its own, or a new one when it has none or shares it:
+    hostNetwork pods report their node's), IPv6 ones stay secondary."""
     out = []
+    taken: set[str] = set()
     for i, obj in enumerate(objects):
         if obj.get("kind") == "Pod":
             obj = json.loads(json.dumps(obj))
@@ -93,7 +95,8 @@ def _lab_ready(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
             status = obj.setdefault("status", {})
             ips = [p["ip"] for p in status.get("podIPs") or []] or (
                 [status["podIP"]] if status.get("podIP") else [])
-            v4 = [ip for ip in ips if ":" not in ip] or [f"10.0.3.{i + 1}"]
+            v4 = [ip for ip in ips if ":" not in ip and ip not in taken] or [f"10.0.3.{i + 1}"]
+            taken.add(v4[0])
             ips = v4[:1] + [ip for ip in ips if ":" in ip][:1]
             status["podIP"] = ips[0]
             status["podIPs"] = [{"ip": ip} for ip in ips]
