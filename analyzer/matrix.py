@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from policy.engine import Analysis
 from policy.ports import PortSet, Protocol
@@ -38,7 +39,7 @@ class Probe:
 class MatrixView:
     labels: tuple[str, ...]
     kinds: tuple[str, ...]  # "pod", a workload kind, or "external"
-    cells: tuple[tuple[PortSet | None, ...], ...]  # [src][dst]
+    cells: Sequence[tuple[PortSet | None, ...]]  # [src][dst]; rows computed as they are read
 
     def pairs(self) -> Iterator[tuple[str, str, PortSet | None]]:
         for i, src in enumerate(self.labels):
@@ -63,29 +64,69 @@ def build_matrix(
 ) -> MatrixView:
     idx = np.array(endpoint_indexes(analysis, shown), dtype=np.int64)
     ep = analysis.endpoints
-    memo: dict[bytes, PortSet] = {}
-    rows: list[tuple[PortSet | None, ...]] = []
-    for start in range(0, len(idx), block_rows):
-        sources = idx[start : start + block_rows]
-        block = analysis.block(sources)[:, idx]
-        for r, src in enumerate(sources):
-            row: list[PortSet | None] = []
-            for c, dst in enumerate(idx):
-                if analysis.is_external(int(src)) and analysis.is_external(int(dst)):
-                    row.append(None)
-                    continue
-                words = block[r, c]
-                key = words.tobytes()
-                ports = memo.get(key)
-                if ports is None:
-                    ports = memo[key] = analysis.atoms.to_ports(analysis.atoms.from_words(words))
-                row.append(ports)
-            rows.append(tuple(row))
     labels = tuple(ep.key(int(j)) for j in idx)
     kinds = tuple(
         "external" if analysis.is_external(int(j)) else ep.pods[int(j)].kind.lower() for j in idx
     )
-    return MatrixView(labels, kinds, tuple(rows))
+    return MatrixView(labels, kinds, _Rows(analysis, idx, block_rows))
+
+
+class _Rows(Sequence[tuple[PortSet | None, ...]]):
+    """The matrix's rows, computed a block of sources at a time when first read: a formatter
+    going through them in order holds one block, never the whole matrix (at 10,000 pods that
+    is 100 million cells)."""
+
+    def __init__(self, analysis: Analysis, idx: npt.NDArray[np.int64], block_rows: int) -> None:
+        self._analysis = analysis
+        self._idx = idx
+        self._block_rows = block_rows
+        self._memo: dict[bytes, PortSet] = {}
+        self._block: tuple[int, list[tuple[PortSet | None, ...]]] = (-1, [])
+
+    def __len__(self) -> int:
+        return len(self._idx)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[PortSet | None, ...]: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[tuple[PortSet | None, ...]]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        start = i - i % self._block_rows
+        if self._block[0] != start:
+            self._block = (start, self._compute(start))
+        return self._block[1][i - start]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _compute(self, start: int) -> list[tuple[PortSet | None, ...]]:
+        analysis, idx, memo = self._analysis, self._idx, self._memo
+        sources = idx[start:start + self._block_rows]
+        block = analysis.block(sources)[:, idx]
+        external = [analysis.is_external(int(j)) for j in idx]
+        rows = []
+        for r, src in enumerate(sources.tolist()):
+            row: list[PortSet | None] = []
+            for c in range(len(idx)):
+                if external[c] and analysis.is_external(src):
+                    row.append(None)
+                    continue
+                key = block[r, c].tobytes()
+                ports = memo.get(key)
+                if ports is None:
+                    ports = memo[key] = analysis.atoms.to_ports(
+                        analysis.atoms.from_words(block[r, c]))
+                row.append(ports)
+            rows.append(tuple(row))
+        return rows
 
 
 def probe_document(analysis: Analysis, probes: Sequence[Probe]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -176,7 +176,7 @@ def _matrix(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
             out.write(json_format.probe_json(probe_document(analysis, args.probe)))
             return 0
         view = build_probe_view(analysis, args.probe)
-        renderers = {
+        renderers: dict[str, Callable[[], str | Iterable[str]]] = {
             "table": lambda: table.probe_tables(view, color),
             "csv": lambda: csv_format.probe_csv(view),
             "md": lambda: markdown.probe_markdown(view),
@@ -186,12 +186,13 @@ def _matrix(args: argparse.Namespace, analysis: Analysis, out: TextIO) -> int:
         mview = build_matrix(analysis, ExternalsShown(args.externals))
         renderers = {
             "table": lambda: table.matrix_table(mview, color),
-            "json": lambda: json_format.matrix_json(mview),
-            "csv": lambda: csv_format.matrix_csv(mview),
+            "json": lambda: json_format.matrix_json_chunks(mview),
+            "csv": lambda: csv_format.matrix_csv_chunks(mview),
             "md": lambda: markdown.matrix_markdown(mview),
             "dot": lambda: dot.matrix_dot(mview),
         }
-    out.write(renderers[fmt]())
+    text = renderers[fmt]()  # large machine-readable matrices come in chunks, row by row
+    out.writelines([text] if isinstance(text, str) else text)
     return 0
 
 

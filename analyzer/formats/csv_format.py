@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 
 from analyzer.formats.cells import cell_text
 from analyzer.matrix import MatrixView, ProbeView
@@ -16,9 +17,21 @@ def _write(rows: list[list[str]]) -> str:
 
 
 def matrix_csv(view: MatrixView) -> str:
-    rows = [["source", "destination", "allowed"]]
-    rows += [[s, d, cell_text(c)] for s, d, c in view.pairs()]
-    return _write(rows)
+    return "".join(matrix_csv_chunks(view))
+
+
+def matrix_csv_chunks(view: MatrixView) -> Iterator[str]:
+    """`matrix_csv`'s text, one source row at a time."""
+    yield _write([["source", "destination", "allowed"]])
+    texts: dict[int, tuple[object, str]] = {}  # cells are shared PortSets: one text each
+    for s, row in zip(view.labels, view.cells, strict=True):
+        out = []
+        for d, c in zip(view.labels, row, strict=True):
+            hit = texts.get(id(c))
+            if hit is None:
+                hit = texts[id(c)] = (c, cell_text(c))
+            out.append([s, d, hit[1]])
+        yield _write(out)
 
 
 def probe_csv(view: ProbeView) -> str:

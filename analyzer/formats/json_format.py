@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from analyzer.formats.cells import port_ranges
@@ -16,17 +17,35 @@ def _dump(doc: Any) -> str:
 
 
 def matrix_json(view: MatrixView) -> str:
-    doc = {
-        "endpoints": [{"name": n, "kind": k} for n, k in zip(view.labels, view.kinds, strict=True)],
-        "matrix": {
-            src: {
-                dst: (None if cell is None else port_ranges(cell))
-                for dst, cell in zip(view.labels, row, strict=True)
-            }
-            for src, row in zip(view.labels, view.cells, strict=True)
-        },
-    }
-    return _dump(doc)
+    return "".join(matrix_json_chunks(view))
+
+
+def matrix_json_chunks(view: MatrixView) -> Iterator[str]:
+    """`matrix_json`'s text, one source row at a time (so that a large matrix is written as it
+    is computed): `{"endpoints": [...], "matrix": {src: {dst: ranges or null}}}`."""
+    endpoints = [{"name": n, "kind": k} for n, k in zip(view.labels, view.kinds, strict=True)]
+    yield '{\n  "endpoints": ' + _nested(json.dumps(endpoints, indent=2), 2) + ',\n  "matrix": '
+    if not view.labels:
+        yield "{}\n}\n"
+        return
+    ranges: dict[int, Any] = {}  # cells are shared PortSets: one JSON form each
+    for k, (src, row) in enumerate(zip(view.labels, view.cells, strict=True)):
+        cells: dict[str, Any] = {}
+        for dst, cell in zip(view.labels, row, strict=True):
+            if cell is None:
+                cells[dst] = None
+                continue
+            if id(cell) not in ranges:
+                ranges[id(cell)] = (cell, port_ranges(cell))
+            cells[dst] = ranges[id(cell)][1]
+        body = _nested(json.dumps(cells, indent=2), 4)
+        yield ("{\n" if k == 0 else ",\n") + "    " + json.dumps(src) + ": " + body
+    yield "\n  }\n}\n"
+
+
+def _nested(text: str, by: int) -> str:
+    """JSON text dumped on its own, indented as a value `by` spaces deep."""
+    return text.replace("\n", "\n" + " " * by)
 
 
 def probe_json(doc: dict[str, Any]) -> str:
