@@ -69,7 +69,7 @@ class Analysis:
         self._index = {self.endpoints.key(j): j for j in range(self.endpoints.count)}
         self._named_cache: dict[tuple[NamedPort, ...], Words] = {}
         self._addresses: dict[Family | None, tuple[IntArray, list[tuple[int, int]]]] = {}
-        self._cidr_counts: Networks | None = None
+        self._cidr_counts: Networks | None = count_cidrs(cluster.policies)  # for `updated`
         self.ingress: Side = build_side(Direction.INGRESS, self.policies, self.endpoints,
                                         self.classes, self.atoms, self.class_named_words,
                                         span(progress, stage, 0.5, 0.85))

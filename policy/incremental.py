@@ -15,7 +15,6 @@ as they are, and each of its selectors and ipBlocks takes every peer class whole
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -31,18 +30,19 @@ from policy.sides import update_side
 if TYPE_CHECKING:
     from policy.engine import Analysis
 
-Networks = Counter[ipaddress.IPv4Network | ipaddress.IPv6Network]
+Networks = Counter[str]
 
 
 def cidr_counts(policies: Iterable[Policy]) -> Networks:
-    """How many times each CIDR is mentioned (as `cidr` or in `except`)."""
+    """How many times each CIDR is mentioned (as `cidr` or in `except`; both are in the API
+    server's canonical form since loading, so equal networks are equal strings)."""
     out: Networks = Counter()
     for policy in policies:
         for rule in policy.ingress + policy.egress:
             for peer in rule.peers:
                 if peer.ip_block is not None:
-                    out[ipaddress.ip_network(peer.ip_block.cidr)] += 1
-                    out.update(ipaddress.ip_network(e) for e in peer.ip_block.excepts)
+                    out[peer.ip_block.cidr] += 1
+                    out.update(peer.ip_block.excepts)
     return out
 
 
