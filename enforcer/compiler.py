@@ -38,6 +38,15 @@ def analyses_for(cluster: ClusterState) -> dict[Family, Analysis]:
     return {f: Analysis(cluster, f) for f in families}
 
 
+def update_analyses(previous: dict[Family, Analysis] | None,
+                    cluster: ClusterState) -> dict[Family, Analysis]:
+    """`analyses_for(cluster)`, each family's analysis updated incrementally from the previous
+    one when there is one (`Analysis.updated`: cheap when only policies changed)."""
+    families = sorted({Family(ip.version) for p in cluster.pods for ip in p.ips})
+    return {f: previous[f].updated(cluster) if previous and f in previous
+            else Analysis(cluster, f) for f in families}
+
+
 def compile_node(cluster: ClusterState, node: str,
                  analyses: dict[Family, Analysis] | None = None) -> NodeRuleset:
     analyses = analyses if analyses is not None else analyses_for(cluster)

@@ -154,3 +154,27 @@ def test_loop_replaces_the_table_whole_every_resync() -> None:
         thread.join(5)
     full = {"delete": {"table": {"family": "inet", "name": "kubefence"}}}
     assert all(t[1] == full for t in dataplane.transactions)
+
+
+def test_loop_analyses_a_policy_change_incrementally_and_a_pod_change_from_scratch() -> None:
+    store, dataplane = Store(), Recorder()
+    stopping, thread, status, _metrics, out = run_loop(
+        store, dataplane, Timing(quiet=0.02, max_delay=1.0, resync=60.0, retry=0.05))
+    try:
+        store.replace("Namespace", [{"metadata": {"name": "ns"}}])
+        store.replace("Pod", [pod("a", "10.0.0.1", {"app": "a"}), pod("b", "10.0.0.2", {})])
+        store.replace("NetworkPolicy", [DENY])
+        wait_for(lambda: status.ready)
+        allow = {"metadata": {"name": "allow", "namespace": "ns"},
+                 "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}}
+        store.apply("NetworkPolicy", "ADDED", allow)
+        wait_for(lambda: len(dataplane.transactions) == 2)
+        store.apply("Pod", "ADDED", pod("c", "10.0.0.3", {"app": "a"}))
+        wait_for(lambda: len(dataplane.transactions) == 3)
+    finally:
+        stopping.set()
+        thread.join(5)
+    syncs = [json.loads(line) for line in out.getvalue().splitlines()
+             if json.loads(line).get("msg", json.loads(line).get("event")) == "sync"]
+    assert [s["analysis"] for s in syncs] == ["first analysis", "incremental",
+                                              "the pods changed"], syncs

@@ -4,8 +4,10 @@ Changes are coalesced: a sync starts once no event has come for `quiet` seconds,
 seconds after the first unsynced change, whichever is first (a burst of events — a Deployment
 scaled, a namespace of policies applied — becomes one transaction; a steady stream still gets
 synced). Nothing is programmed before every kind has been listed once. A sync reads the whole
-store through the loader, compiles the node (`enforcer.compiler.compile_node`: only this node's
-pods, the whole cluster as their peers) and hands the ruleset to `enforcer.sync.Syncer`: the
+store through the loader, analyses it (a full sync from scratch; a delta incrementally from the
+last analysis, `enforcer.compiler.update_analyses`, which is cheap when only policies changed),
+compiles the node (`enforcer.compiler.compile_node`: only this node's pods, the whole cluster
+as their peers) and hands the ruleset to `enforcer.sync.Syncer`: the
 first sync, every `resync` seconds, and any sync after a refused transaction replace the table
 whole; the others commit the delta. A sync that fails (input the loader rejects, a node the
 compiler cannot enforce, a transaction the kernel refuses) commits nothing, so the last good
@@ -23,9 +25,11 @@ from enforcer.agent.health import Status
 from enforcer.agent.logs import Log
 from enforcer.agent.metrics import Metrics
 from enforcer.agent.store import Stamp, Store
-from enforcer.compiler import compile_node
+from enforcer.compiler import compile_node, update_analyses
 from enforcer.dataplane import DataplaneError
 from enforcer.sync import Syncer
+from policy.addresses import Family
+from policy.engine import Analysis
 from policy.errors import InputError, KubefenceError
 
 HEARTBEAT = 1.0  # the loop wakes at least this often, for /healthz
@@ -56,6 +60,7 @@ class SyncLoop:
         self._retry_delay = timing.retry
         self._force_full = False
         self._carried: list[Stamp] = []  # stamps of changes a failed sync did not realize
+        self._analyses: dict[Family, Analysis] | None = None  # of the last committed sync
 
     def run(self) -> None:
         while not self._stopping.is_set():
@@ -103,7 +108,9 @@ class SyncLoop:
         except InputError as exc:
             return self._failed("input", stamps, problems=[p.render() for p in exc.problems])
         try:
-            ruleset = compile_node(cluster, self.node)
+            # A full sync analyses from scratch (it also drops profiles no class uses any more).
+            analyses = update_analyses(None if full else self._analyses, cluster)
+            ruleset = compile_node(cluster, self.node, analyses)
         except KubefenceError as exc:
             return self._failed("compile", stamps, error=str(exc))
         except Exception as exc:  # a bug must not take the node's rules down with the agent
@@ -115,6 +122,8 @@ class SyncLoop:
             return self._failed("dataplane", stamps, error=str(exc))
         committed = time.time()
         seconds = time.perf_counter() - start
+        self._analyses = analyses
+        rebuilt = sorted({a.rebuilt or "incremental" for a in analyses.values()})
         m = self._metrics
         m.sync_seconds.labels("full" if result.kind == "full" else "delta").observe(seconds)
         m.syncs.labels(result.kind).inc()
@@ -133,7 +142,8 @@ class SyncLoop:
                 m.ready.set(1)
         self._log.info("sync", kind=result.kind, commands=result.commands,
                        pods=len(ruleset.pods), elements=ruleset.element_count(),
-                       events=len(stamps), seconds=round(seconds, 4), objects=snap.counts)
+                       events=len(stamps), seconds=round(seconds, 4), objects=snap.counts,
+                       analysis=", ".join(rebuilt))
         return True
 
     def _failed(self, reason: str, stamps: list[Stamp], **fields: object) -> bool:
