@@ -86,6 +86,14 @@ def inside(block: AddressSet, v4: IntArray, v6: list[tuple[int, int]]) -> BoolAr
     return out
 
 
+def entry_ranges(starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]:
+    """For ranges [starts[k], ends[k]): every position in them, and the k it belongs to."""
+    lengths = ends - starts
+    which = np.repeat(np.arange(len(starts)), lengths)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return which, np.repeat(starts, lengths) + offsets
+
+
 def build_classes(
     pods: Sequence[PodInfo],
     n_externals: int,
@@ -107,11 +115,15 @@ def build_classes(
         columns.extend(np.packbits(bits, axis=1).astype(np.int64).T)
     if named and n:
         numbers = np.full((n, len(named)), -1, dtype=np.int64)
+        by_ports: dict[object, list[int]] = {}  # replicas share their container ports
         for i, pod in enumerate(pods):
             if pod.ports:
-                for k, (proto, name) in enumerate(named):
-                    port = pod.resolve_named_port(name, proto)
-                    numbers[i, k] = -1 if port is None else port
+                row = by_ports.get(pod.ports)
+                if row is None:
+                    row = by_ports[pod.ports] = [
+                        -1 if (port := pod.resolve_named_port(name, proto)) is None else port
+                        for proto, name in named]
+                numbers[i] = row
         columns.extend(numbers.T)
     if n:
         keys = np.stack(columns, axis=1)

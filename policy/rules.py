@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policy.addresses import AddressSet, Family
-from policy.classes import PeerClasses, address_vectors, build_classes, inside
+from policy.classes import PeerClasses, address_vectors, build_classes, entry_ranges, inside
 from policy.cluster import ClusterState, Direction, Peer, PodInfo, Policy, Rule
 from policy.externals import External, external_peers
 from policy.labelindex import LabelIndex
@@ -152,11 +152,14 @@ class PolicyCompiler:
     def _features(self) -> tuple[list[IntArray], list[AddressSet], list[NamedPort]]:
         """Every selection, ipBlock and named port the policies use: what tells pods apart."""
         selections: dict[object, IntArray] = {}
-        self._peer_keys: dict[int, object] = {}  # the cluster keeps every peer alive
+        # Selection keys of every peer and podSelector, by object and the policy's namespace (an
+        # object may be shared): the cluster keeps them alive, so ids are not reused.
+        self._peer_keys: dict[tuple[int, str], object] = {}
         blocks: dict[object, AddressSet] = {}
         named: set[NamedPort] = set()
         for policy in self.cluster.policies:
             key = self.labels.key(policy.pod_selector, None, policy.namespace)
+            self._peer_keys[id(policy.pod_selector), policy.namespace] = key
             if key not in selections:
                 selections[key] = self.labels.groups(policy.pod_selector, None, policy.namespace)
             for rule in policy.ingress + policy.egress:
@@ -166,7 +169,7 @@ class PolicyCompiler:
                         continue
                     key = self.labels.key(peer.pod_selector, peer.namespace_selector,
                                           policy.namespace)
-                    self._peer_keys[id(peer)] = key
+                    self._peer_keys[id(peer), policy.namespace] = key
                     if key not in selections:
                         selections[key] = self.labels.groups(
                             peer.pod_selector, peer.namespace_selector, policy.namespace)
@@ -198,7 +201,8 @@ class PolicyCompiler:
         return self._policy(policy)
 
     def _policy(self, policy: Policy) -> CompiledPolicy:
-        subjects = self._selected(policy.pod_selector, None, policy.namespace)
+        subjects = self._selected(policy.pod_selector, None, policy.namespace,
+                                  self._peer_keys.get((id(policy.pod_selector), policy.namespace)))
         rules = {d: tuple(self._rule(policy, r) for r in policy.rules(d)) for d in Direction}
         return CompiledPolicy(policy, subjects, rules, self.classes)
 
@@ -241,7 +245,7 @@ class PolicyCompiler:
                 self._cache[key] = hit
             return hit
         return self._selected(peer.pod_selector, peer.namespace_selector, policy.namespace,
-                              self._peer_keys.get(id(peer)))
+                              self._peer_keys.get((id(peer), policy.namespace)))
 
     def _selected(self, pod_sel: LabelSelector | None, ns_sel: LabelSelector | None,
                   own_namespace: str, known: object = None) -> IntArray:
@@ -253,8 +257,8 @@ class PolicyCompiler:
         if hit is None:
             groups = self.labels.groups(pod_sel, ns_sel, own_namespace)
             b = self._group_bounds
-            parts = [self._group_classes[b[g]:b[g + 1]] for g in groups.tolist()]
-            hit = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+            _, positions = entry_ranges(b[groups], b[groups + 1])
+            hit = np.unique(self._group_classes[positions])
             self._cache[key] = hit
         return hit
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 from typing import Generic, TypeVar, overload
 
 import numpy as np
 
-from policy.classes import PeerClasses
+from policy.classes import PeerClasses, entry_ranges
 from policy.cluster import Direction
 from policy.portatoms import PortAtoms, Words
 from policy.rules import BoolArray, CompiledPolicy, CompiledRule, Endpoints, IntArray, NamedPort
@@ -143,14 +144,6 @@ class Side:
         return out
 
 
-def entry_ranges(starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]:
-    """For ranges [starts[k], ends[k]): every position in them, and the k it belongs to."""
-    lengths = ends - starts
-    which = np.repeat(np.arange(len(starts)), lengths)
-    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return which, np.repeat(starts, lengths) + offsets
-
-
 NamedWords = Callable[[tuple[NamedPort, ...]], Words]  # named ports -> (class x word)
 
 
@@ -221,7 +214,7 @@ class _Profiles:
         subject = int(self.classes.representative[c])
         if self.direction is Direction.INGRESS:  # named ports resolve on the subject itself
             pod = self.endpoints.pods[subject]
-            key = (key, tuple(_named_mask(self.atoms, pod, r.named) for r in rules))
+            key = (key, tuple(_named_mask(self.atoms, pod, r.named) for r in rules if r.named))
         p = self.keys.get(key)
         if p is None:
             p = self.keys[key] = len(self.members)
@@ -301,13 +294,16 @@ def _merge(parts: list[tuple[IntArray, Words]], w: int) -> tuple[IntArray, Words
     parts = [p for p in parts if len(p[0])]
     if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros((0, w), dtype=np.uint64)
+    # Parts over disjoint, ordered class ranges (rules toward different apps) just concatenate.
+    parts.sort(key=lambda p: int(p[0][0]))
+    disjoint = all(int(a[0][-1]) < int(b[0][0]) for a, b in pairwise(parts))
     idx = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
     if all(p[1].ndim == 1 for p in parts):
         words = np.repeat(np.stack([p[1] for p in parts]), [len(p[0]) for p in parts], axis=0)
     else:
         words = np.concatenate([p[1] if p[1].ndim == 2 else np.broadcast_to(p[1], (len(p[0]), w))
                                 for p in parts])
-    if len(parts) == 1:
+    if len(parts) == 1 or disjoint:
         return idx, words
     order = np.argsort(idx, kind="stable")
     idx, words = idx[order], words[order]
