@@ -435,15 +435,20 @@ def lab_up(directory: Path) -> Iterator[Lab]:
         wait_for("the agents ready", lab.agents_ready, 60)
         yield lab
     finally:
-        if proc.poll() is None:
-            subprocess.run([sys.executable, "-m", "kubefence", "lab", "down", "--dir",
-                            str(directory / "lab")], capture_output=True, timeout=150,
-                           check=False)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        for name in netns.existing(state["prefix"]) if state else []:
-            netns.delete(name)  # only if `lab up` was killed: `lab down` removes them
+        stop_lab_up(proc, directory / "lab", state["prefix"] if state else None)
         err.close()
+
+
+def stop_lab_up(proc: subprocess.Popen[Any], lab_dir: Path, prefix: str | None) -> None:
+    """Stop a `kubefence lab up` process the way a user would (`lab down`), kill it if that
+    fails, and remove any namespace of its run that is left (only if it was killed)."""
+    if proc.poll() is None:
+        subprocess.run([sys.executable, "-m", "kubefence", "lab", "down", "--dir", str(lab_dir)],
+                       capture_output=True, timeout=150, check=False)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    for name in netns.existing(prefix) if prefix else []:
+        netns.delete(name)

@@ -30,6 +30,7 @@ from lab import netns
 from lab.kubelet import pod_netns
 from lab.prober import Target, probe_all
 from policy.ports import Protocol
+from tests.e2e import stop_lab_up
 
 pytestmark = pytest.mark.privileged
 
@@ -133,15 +134,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         assert state == json.loads((directory / "lab.json").read_text())
         yield Lab(proc, state, started)
     finally:
-        if proc.poll() is None:
-            kubefence("lab", "down", "--dir", str(directory))
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        for name in netns.existing(state["prefix"]) if state else []:
-            netns.delete(name)  # only if `lab up` was killed: `lab down` removes them
+        stop_lab_up(proc, directory, state["prefix"] if state else None)
 
 
 def test_nodes_are_registered_ready_with_their_pod_cidrs(lab: Lab) -> None:
