@@ -127,13 +127,6 @@ class Analysis:
         if rule.named:
             out[peers] |= self.class_named_words(rule.named)[self.classes.class_of[peers]]
 
-    def rule_contribution(self, rule: CompiledRule, subject: int,
-                          direction: Direction) -> Words:
-        """(endpoint x word): what one rule alone allows."""
-        out = np.zeros((self.endpoints.count, self.atoms.words), dtype=np.uint64)
-        self.add_rule(out, rule, subject, direction)
-        return out
-
     def rule_words(self, rule: CompiledRule, subject: int, peer: int,
                    direction: Direction) -> Words:
         """(word,): what one rule allows between `subject` and one peer."""

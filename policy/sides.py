@@ -120,19 +120,12 @@ class Side:
         return out
 
     def class_columns(self, classes: IntArray) -> Words:
-        """(len(classes) x profile x word): `class_column` of many classes at once."""
+        """(len(classes) x profile x word): what each profile allows toward each of these
+        classes (the rows read by column, through the CSC)."""
         bounds, profiles, data = self._columns
         out = np.repeat(self.base[None, :, :], len(classes), axis=0)
         which, entries = entry_ranges(bounds[classes], bounds[classes + 1])
         out[which, profiles[entries]] |= data[entries]
-        return out
-
-    def class_column(self, cls: int) -> Words:
-        """(profile x word): what each profile allows toward one class."""
-        bounds, profiles, data = self._columns
-        out = self.base.copy()
-        lo, hi = bounds[cls], bounds[cls + 1]
-        out[profiles[lo:hi]] |= data[lo:hi]
         return out
 
     def bits(self, word: int, bit: np.uint64) -> BoolArray:

@@ -2,7 +2,7 @@
 
 For each pod a policy selects, the engine's profile row (`Side.row(profile)`) is the OR of
 the contributions of the rules applying to the pod (`Side.rules_of`). A rule is redundant for a
-pod when the OR of the *other* rules' contributions (`Analysis.rule_contribution`) already
+pod when the OR of the *other* rules' contributions (`Analysis.add_rule`) already
 equals that row; it is reported only when redundant for every pod the policy selects.
 Rules are considered last first, and a rule found redundant is left out when judging the
 others, so two identical rules yield one finding (for the later one), and every reported rule
