@@ -62,7 +62,7 @@ class Size:
 
     @classmethod
     def parse(cls, text: str) -> Size:
-        pods, sep, policies = text.lower().partition("x")
+        pods, sep, policies = text.strip().lower().partition("x")
         if not sep or not pods.isdigit() or not policies.isdigit():
             raise argparse.ArgumentTypeError(f"bad size {text!r}: expected PODSxPOLICIES")
         return cls(int(pods), int(policies))

@@ -80,6 +80,8 @@ REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(REPO))
 
+from benchmarks.bench_analyzer import Size  # noqa: E402 (after the path set-up above)
+
 DEFAULT_SIZES = "100x30,300x90,1000x300"
 NCA_VERSION = "2.1.0"
 SETUP_SCRIPT = REPO / "scripts" / "setup-nca.sh"
@@ -143,23 +145,6 @@ def environment(nca: Path, kubefence: Path, rev: str | None) -> list[str]:
 
 
 # -- inputs -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Size:
-    pods: int
-    policies: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.pods}x{self.policies}"
-
-    @classmethod
-    def parse(cls, text: str) -> Size:
-        pods, sep, policies = text.strip().lower().partition("x")
-        if not sep or not pods.isdigit() or not policies.isdigit():
-            raise argparse.ArgumentTypeError(f"bad size {text!r}: expected PODSxPOLICIES")
-        return cls(int(pods), int(policies))
 
 
 WARM_UP = Size(100, 30)
