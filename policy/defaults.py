@@ -3,7 +3,9 @@
 - a port without a protocol is TCP (`If not specified, this field defaults to TCP.`);
 - policyTypes, when absent, is Ingress plus Egress when the policy has egress rules (`If this
   field is not specified, it will default based on the existence of ingress or egress rules`);
-- a CIDR with host bits set is stored as its network, with a warning returned as a value;
+- a CIDR with host bits set is read as its network, as API servers before strict CIDR
+  validation (KEP-4858) accepted it and enforcers read it, with a warning returned as a value
+  (1.37's API server refuses it: `check --fail-on warning` catches it, lint KF106);
 - every namespace carries `kubernetes.io/metadata.name: <name>`.
 Only validated models come here: nothing is re-checked.
 """
@@ -48,7 +50,8 @@ def _masked_cidr(text: str, loc: Location, warnings: list[Problem]) -> str:
     net, host_bits = parse_cidr(text)
     if host_bits:
         warnings.append(
-            Problem(loc, f"{text} has host bits set; the API server stores it as {net}")
+            Problem(loc, f"{text} has host bits set: read as {net}; API servers with strict "
+                         f"CIDR validation (KEP-4858, on in 1.37) refuse it")
         )
     return str(net)
 

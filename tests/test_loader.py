@@ -160,9 +160,11 @@ def test_cidr_host_bits_are_cleared_with_a_warning_at_the_field() -> None:
     rendered = [w.render() for w in state.warnings]
     assert rendered == [
         "in.yaml:11: NetworkPolicy x/p: spec.ingress[0].from[0].ipBlock.cidr: "
-        "10.1.2.3/8 has host bits set; the API server stores it as 10.0.0.0/8",
+        "10.1.2.3/8 has host bits set: read as 10.0.0.0/8; API servers with strict CIDR "
+        "validation (KEP-4858, on in 1.37) refuse it",
         "in.yaml:12: NetworkPolicy x/p: spec.ingress[0].from[0].ipBlock.except[0]: "
-        "10.1.0.1/16 has host bits set; the API server stores it as 10.1.0.0/16",
+        "10.1.0.1/16 has host bits set: read as 10.1.0.0/16; API servers with strict CIDR "
+        "validation (KEP-4858, on in 1.37) refuse it",
     ]
 
 
