@@ -224,6 +224,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                     help="state, logs and kubeconfig (default /run/kubefence-lab)")
     lu.add_argument("--agents", action=argparse.BooleanOptionalAction, default=None,
                     help="start `kubefence agent` per node (default: when it is installed)")
+    lc = lab_sub.add_parser(
+        "controlplane", help="stop or start again the control plane of the lab in DIR",
+        description="Ask `lab up` of DIR to stop its control plane (etcd, API server, "
+                    "controllers): the nodes, pods, agents and the rules in force stay, and "
+                    "the agents and kubelet stand-ins retry until it is back. `start` brings it "
+                    "back on the same port with the same certificates, tokens and etcd data. "
+                    "Waits until it is done and prints the lab's state. Needs root.")
+    lc.add_argument("action", choices=("stop", "start"))
+    lc.add_argument("--dir", default="/run/kubefence-lab", metavar="DIR",
+                    help="the lab's directory (default /run/kubefence-lab)")
     ld = lab_sub.add_parser("down", help="stop the lab that `lab up` runs in DIR",
                             description="Stop `lab up` of DIR (SIGTERM, then wait) and remove "
                                         "whatever it left behind. Needs root.")
@@ -243,6 +253,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     ag.add_argument("--netns", metavar="NAME",
                     help="lab only: program network namespace NAME (/run/netns/NAME) while "
                          "talking to the API server from this one")
+    ag.add_argument("--pod-netns-prefix", metavar="PREFIX",
+                    help="lab only: also program each local pod's own network namespace, "
+                         "/run/netns/PREFIX<pod uid>, for the pod's traffic to itself, which "
+                         "never reaches the node")
     ag.add_argument("--health-address", default="127.0.0.1", metavar="ADDR",
                     help="address of /healthz, /readyz and /metrics (default 127.0.0.1)")
     ag.add_argument("--health-port", type=int, default=9904, metavar="PORT",

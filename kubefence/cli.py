@@ -136,6 +136,7 @@ def _agent(args: argparse.Namespace) -> int:
 
     timing = Timing(resync=float(args.resync))
     return run(AgentOptions(node=args.node, kubeconfig=args.kubeconfig, netns=args.netns,
+                            pod_netns_prefix=args.pod_netns_prefix,
                             health_address=args.health_address, health_port=args.health_port,
                             timing=timing, watch_timeout=args.watch_timeout))
 
@@ -145,6 +146,10 @@ def _lab_up_down(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.lab_command == "down":
         labup.down(Path(args.dir))
+        return 0
+    if args.lab_command == "controlplane":
+        state = labup.control_plane(Path(args.dir), args.action)
+        out.write(json.dumps(state, sort_keys=True) + "\n")
         return 0
 
     def ready(state: dict[str, object]) -> None:
@@ -231,7 +236,7 @@ def main(
         if args.command == "diff":
             return _diff(args, out, err, bar)
         if args.command == "lab":
-            if args.lab_command in ("up", "down"):
+            if args.lab_command in ("up", "down", "controlplane"):
                 return _lab_up_down(args, out)
             return _lab_probe(args, out, err)
         if args.command == "agent":

@@ -67,18 +67,29 @@ class ControlPlane:
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def port(self) -> int:
+        """The API server's port on 127.0.0.1."""
+        return int(str(self.info["server"]).rsplit(":", 1)[1])
+
     def stop(self) -> None:
         stop_pid(self.proc.pid, STOP_TIMEOUT, self.proc)
 
 
-def start(directory: Path, timeout: float = READY_TIMEOUT) -> ControlPlane:
-    """Start the control plane in `directory` and wait for its JSON line. On any failure or
-    timeout it is stopped again, and the error names the end of its stderr."""
+def start(directory: Path, timeout: float = READY_TIMEOUT,
+          port: int | None = None) -> ControlPlane:
+    """Start the control plane in `directory` (on API server port `port`, else a free one) and
+    wait for its JSON line. On any failure or timeout it is stopped again, and the error names
+    the end of its stderr. Started again in the same directory, it keeps its certificates,
+    tokens and etcd data: the same cluster comes back."""
     exe = binary()
     directory.mkdir(parents=True, exist_ok=True)
     errlog = open(directory / "up.err", "w")  # noqa: SIM115 (closed below, the child keeps it)
+    argv = [str(exe), "up", "--dir", str(directory)]
+    if port is not None:
+        argv += ["--apiserver-port", str(port)]
     try:
-        proc = subprocess.Popen([str(exe), "up", "--dir", str(directory)],
+        proc = subprocess.Popen(argv,
                                 stdout=subprocess.PIPE, stderr=errlog, stdin=subprocess.DEVNULL,
                                 text=True, start_new_session=True)
     except OSError as exc:

@@ -51,10 +51,16 @@ def now(micro: bool = False) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
 
 
+def pod_netns_prefix(prefix: str) -> str:
+    """What a pod's namespace is named by, before its uid (the agents' `--pod-netns-prefix`)."""
+    return f"{prefix}pod-"
+
+
 def pod_netns(prefix: str, uid: str) -> tuple[str, str]:
-    """A pod's namespace and the name of its veth on the node side (at most 15 characters)."""
+    """A pod's namespace (named by its uid, which the agents find it by) and the name of its
+    veth on the node side (at most 15 characters)."""
     digest = hashlib.sha256(uid.encode()).hexdigest()
-    return f"{prefix}pod-{digest[:10]}", f"v{digest[:12]}"
+    return f"{pod_netns_prefix(prefix)}{uid}", f"v{digest[:12]}"
 
 
 def pod_cidr(index: int) -> ipaddress.IPv4Network:

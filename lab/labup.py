@@ -37,6 +37,9 @@ from lab.topology import LabNode, add_node, make_switch, new_prefix, route_via
 DEFAULT_DIR = Path("/run/kubefence-lab")
 READY_TIMEOUT = 60.0
 DOWN_TIMEOUT = 90.0
+AGENT_RESTART = 1.0  # seconds before an exited agent is started again; doubles, up to
+AGENT_RESTART_MAX = 30.0
+AGENT_STEADY = 60.0  # an agent up this long before it exits was not failing
 STATE = "lab.json"
 
 
@@ -62,18 +65,28 @@ class Lab:
     nodes: list[LabNode] = field(default_factory=list)
     kubelets: list[Any] = field(default_factory=list)  # lab.kubelet.Kubelet
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    plane_stopped: bool = False  # stopped on request (`lab controlplane stop`)
+    requests: list[str] = field(default_factory=list)  # "stop"/"start", from the signals
+    restarts: dict[str, int] = field(default_factory=dict)  # node -> times its agent restarted
+    restart_at: dict[str, float] = field(default_factory=dict)  # node -> when (monotonic)
+    failing: dict[str, int] = field(default_factory=dict)  # node -> fast exits in a row
+    started: dict[str, float] = field(default_factory=dict)  # node -> agent start (monotonic)
 
     def state(self) -> dict[str, Any]:
         assert self.plane is not None
         return {
             "pid": os.getpid(), "dir": str(self.directory), "prefix": self.prefix,
             "kubeconfig": self.plane.kubeconfig, "server": self.plane.info.get("server"),
-            "kubectl": str(controlplane.kubectl()), "controlplane_pid": self.plane.pid,
+            "kubectl": str(controlplane.kubectl()),
+            "controlplane": "stopped" if self.plane_stopped else "running",
+            "controlplane_pid": None if self.plane_stopped else self.plane.pid,
             "switch": self.switch,
             "nodes": [{"name": n.name, "netns": n.netns, "ip": str(n.uplink4),
                        "podCIDR": str(k.addresses.cidr)}
                       for n, k in zip(self.nodes, self.kubelets, strict=True)],
-            "agents": {name: proc.pid for name, proc in self.agents.items()},
+            "agents": {name: proc.pid for name, proc in self.agents.items()
+                       if proc.poll() is None},
+            "agent_restarts": dict(sorted(self.restarts.items())),
         }
 
 
@@ -89,6 +102,20 @@ def _signals_unwind() -> Iterator[None]:
             raise KeyboardInterrupt
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+@contextmanager
+def _control_signals(lab: Lab) -> Iterator[None]:
+    """SIGUSR1 asks `_hold` to stop the control plane, SIGUSR2 to start it again."""
+    def handler(signum: int, frame: Any) -> None:
+        lab.requests.append("stop" if signum == signal.SIGUSR1 else "start")
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGUSR1, signal.SIGUSR2)}
     try:
         yield
     finally:
@@ -113,7 +140,7 @@ def up(nodes: int, directory: Path = DEFAULT_DIR, agents: bool | None = None,
     with_agents = agents_available() if agents is None else agents
     lab = Lab(directory)
     logging.getLogger("kubefence.lab").info("lab up: %d nodes, prefix %s", nodes, lab.prefix)
-    with _signals_unwind():
+    with _signals_unwind(), _control_signals(lab):
         try:
             _bring_up(lab, nodes, with_agents)
             state = lab.state()
@@ -151,28 +178,79 @@ def _bring_up(lab: Lab, nodes: int, with_agents: bool) -> None:
         time.sleep(0.2)
     if with_agents:
         for node in lab.nodes:
-            log = open(lab.directory / f"agent-{node.name}.log", "wb")  # noqa: SIM115
-            with log:
-                lab.agents[node.name] = subprocess.Popen(
-                    [sys.executable, "-m", "kubefence", "agent", "--node", node.name,
-                     "--kubeconfig", lab.plane.kubeconfig, "--netns", node.netns,
-                     "--health-port", "0"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            _start_agent(lab, node)
+
+
+def _start_agent(lab: Lab, node: LabNode) -> None:
+    """The node's agent, its log appended to DIR/agent-NODE.log (a restart adds to it)."""
+    from lab.kubelet import pod_netns_prefix
+
+    assert lab.plane is not None
+    lab.started[node.name] = time.monotonic()
+    with open(lab.directory / f"agent-{node.name}.log", "ab") as log:
+        lab.agents[node.name] = subprocess.Popen(
+            [sys.executable, "-m", "kubefence", "agent", "--node", node.name,
+             "--kubeconfig", lab.plane.kubeconfig, "--netns", node.netns,
+             "--pod-netns-prefix", pod_netns_prefix(lab.prefix), "--health-port", "0"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
 
 def _hold(lab: Lab, stop_after: float | None) -> None:
-    """Wait, watching that the control plane and the agents stay up."""
+    """Wait, keeping the lab up: an agent that exits is started again (after AGENT_RESTART
+    seconds, doubling while it keeps failing fast, as a DaemonSet pod's container would be);
+    the control plane is stopped and started on request (`lab controlplane stop|start`), and
+    one that stops on its own ends the lab."""
     end = None if stop_after is None else time.monotonic() + stop_after
     assert lab.plane is not None
     while end is None or time.monotonic() < end:
-        time.sleep(0.5)
-        if lab.plane.proc.poll() is not None:
+        time.sleep(0.2)
+        while lab.requests:
+            _control_plane_request(lab, lab.requests.pop(0))
+        if not lab.plane_stopped and lab.plane.proc.poll() is not None:
             raise LabError("the lab control plane stopped on its own; see "
                            f"{lab.directory}/up.err")
-        for name, proc in lab.agents.items():
-            if proc.poll() is not None:
-                raise LabError(f"the agent of {name} exited ({proc.returncode}); see "
-                               f"{lab.directory}/agent-{name}.log")
+        if _supervise_agents(lab):
+            _write_state(lab.directory, lab.state())
+
+
+def _control_plane_request(lab: Lab, request: str) -> None:
+    log = logging.getLogger("kubefence.lab")
+    assert lab.plane is not None
+    if request == "stop" and not lab.plane_stopped:
+        log.info("control plane: stopping (requested)")
+        lab.plane.stop()
+        lab.plane_stopped = True
+    elif request == "start" and lab.plane_stopped:
+        log.info("control plane: starting again on port %d (requested)", lab.plane.port)
+        lab.plane = controlplane.start(lab.directory, port=lab.plane.port)
+        lab.plane_stopped = False
+    _write_state(lab.directory, lab.state())
+
+
+def _supervise_agents(lab: Lab) -> bool:
+    """Restart the agents that exited, when due; whether any changed."""
+    changed = False
+    now = time.monotonic()
+    for node in lab.nodes:
+        proc = lab.agents.get(node.name)
+        if proc is None or proc.poll() is None:
+            continue
+        due = lab.restart_at.get(node.name)
+        if due is None:
+            fast = now - lab.started.get(node.name, now) < AGENT_STEADY
+            lab.failing[node.name] = lab.failing.get(node.name, 0) + 1 if fast else 0
+            delay = min(AGENT_RESTART * 2 ** min(lab.failing[node.name], 5), AGENT_RESTART_MAX)
+            lab.restart_at[node.name] = now + delay
+            logging.getLogger("kubefence.lab").warning(
+                "agent of %s exited (%s); starting it again in %.0f s", node.name,
+                proc.returncode, delay)
+            changed = True
+        elif now >= due:
+            del lab.restart_at[node.name]
+            lab.restarts[node.name] = lab.restarts.get(node.name, 0) + 1
+            _start_agent(lab, node)
+            changed = True
+    return changed
 
 
 def _teardown(lab: Lab) -> None:
@@ -213,6 +291,30 @@ def down(directory: Path = DEFAULT_DIR, timeout: float = DOWN_TIMEOUT) -> dict[s
     with contextlib.suppress(OSError):
         (directory / STATE).unlink()
     return state
+
+
+def control_plane(directory: Path, action: str,
+                  timeout: float = controlplane.READY_TIMEOUT) -> dict[str, Any]:
+    """`lab controlplane stop|start`: ask the `up` of `directory` to stop its control plane
+    (the nodes, pods and agents stay; the rules in force stay) or to start it again on the
+    same port with the same data; wait until it has. Returns the lab's state then."""
+    require_root()
+    directory = directory.resolve()
+    state = _read_state(directory)
+    if state is None or not alive(int(state["pid"])):
+        raise LabError(f"no lab is up in {directory}")
+    want = {"stop": "stopped", "start": "running"}[action]
+    os.kill(int(state["pid"]), signal.SIGUSR1 if action == "stop" else signal.SIGUSR2)
+    deadline = time.monotonic() + timeout
+    while True:
+        now = _read_state(directory)
+        if now is not None and now.get("controlplane") == want:
+            return now
+        if not alive(int(state["pid"])):
+            raise LabError(f"the lab in {directory} stopped; see {directory}/lab.log")
+        if time.monotonic() > deadline:
+            raise LabError(f"the control plane was not {want} within {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def _read_state(directory: Path) -> dict[str, Any] | None:

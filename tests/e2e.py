@@ -221,7 +221,8 @@ class Lab:
 
     def agents_ready(self) -> bool:
         for log in self.agent_logs().values():
-            url = next((r["health"] for r in _records(log) if r.get("event") == "start"), None)
+            starts = [r["health"] for r in _records(log) if r.get("event") == "start"]
+            url = starts[-1] if starts else None  # the agent running now (lab up restarts)
             if url is None:
                 return False
             try:
@@ -364,8 +365,7 @@ class Lab:
         # Then the probes, again until they agree or the bound passes.
         deadline = time.monotonic() + SETTLE_TIMEOUT
         observed = self.observe(case)
-        while (off_diagonal(observed) != off_diagonal(analyzer)
-               and time.monotonic() < deadline):
+        while observed != analyzer and time.monotonic() < deadline:
             time.sleep(0.3)
             observed = self.observe(case)
         return Observation(observed, analyzer, upstream, analyzer_all, self.faithful, synced,

@@ -10,6 +10,7 @@ address through the status subresource, as a kubelet would.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import secrets
 import signal
@@ -37,7 +38,10 @@ from enforcer.dataplane import Dataplane
 from enforcer.render import full_replace
 from kubefence.cli import main
 from lab import netns
+from lab.prober import Target, probe_all
+from lab.servers import Servers
 from policy.loader import load_texts
+from policy.ports import Protocol
 from tests.labcluster import LabCluster
 
 pytestmark = pytest.mark.privileged
@@ -303,6 +307,54 @@ def test_restart_keeps_isolation_and_replaces_atomically(
     sync = second.logged("sync")
     assert sync is not None and sync["kind"] == "full"  # the start replaced the table whole
     assert second.stop() == 0
+
+
+def test_pods_own_namespaces_decide_their_traffic_to_itself(
+        lab_cluster: LabCluster, names: dict[str, str],
+        agents: list[AgentProcess]) -> None:
+    """With --pod-netns-prefix, a pod's connection to its own address (over its `lo`, never
+    seen by the node) follows the policies too: real packets in a namespace named by its uid."""
+    c, n = lab_cluster, names
+    base_objects(c, n)
+    a_ip = f"{n['prefix']}.1.10"
+    uid = c.kubectl("-n", n["ns"], "get", "pod", "a", "-o", "jsonpath={.metadata.uid}").strip()
+    prefix = f"kfag{n['node'][-6:]}p-"
+    pod_ns = prefix + uid
+    netns.add(pod_ns)
+    servers = Servers()
+    try:
+        netns.run("ip", "addr", "add", f"{a_ip}/32", "dev", "lo", netns=pod_ns)
+        assert servers.listen(pod_ns, Protocol.TCP, 80, ipv6=False)
+        servers.start()
+
+        def to_itself() -> bool:
+            return probe_all([Target(pod_ns, ipaddress.ip_address(a_ip), Protocol.TCP, 80)],
+                             timeout=0.5)[0]
+
+        assert to_itself()  # nothing programmed there yet
+        agent = AgentProcess(c.kubeconfig, n["node"], n["netns"], "--pod-netns-prefix", prefix)
+        agents.append(agent)
+        agent.wait_ready()
+        poll("a (isolated for ingress) cannot reach itself", lambda: not to_itself())
+        assert table(pod_ns) is not None
+        missing = agent.logged("pod_netns_missing")  # b has an address but no namespace here
+        assert missing is not None and missing["pods"] == [f"{n['ns']}/b"]
+
+        apply(c, policy("self", n["ns"], {"podSelector": {"matchLabels": {"app": "a"}},
+                                          "ingress": [{"from": [{"podSelector": {
+                                              "matchLabels": {"app": "a"}}}]}]}))
+        poll("a policy letting app=a reach app=a opens it", to_itself)
+        apply(c, policy("self", n["ns"], {"podSelector": {"matchLabels": {"app": "a"}},
+                                          "ingress": [{"from": [{"podSelector": {
+                                              "matchLabels": {"app": "a"}}}],
+                                              "ports": [{"port": 81}]}]}))
+        poll("the policy narrowed to another port closes it again", lambda: not to_itself())
+        assert agent.metric("kubefence_agent_pod_netns_failures_total") == 0
+        assert agent.stop() == 0
+        assert not to_itself()  # stopping leaves the pod's table in force too
+    finally:
+        servers.close()
+        netns.delete(pod_ns)
 
 
 def test_health_endpoints_before_the_first_sync(

@@ -128,26 +128,11 @@ def test_observed_matches_analyzer_off_diagonal(scenario: ScenarioResult) -> Non
 
 
 def test_observed_matches_analyzer_on_diagonal(scenario: ScenarioResult) -> None:
-    """A pod's traffic to itself: graded apart (upstream ignores it).
-
-    Known gap, reported as xfail and nothing else: the agent programs its node's namespace
-    only, and a pod's traffic to itself never leaves the pod's namespace (no node sees it), so
-    the lab lets every such connection through where the analyzer denies it. `kubefence lab
-    probe` enforces it with `render.loopback_replace` in each pod's namespace; the agent does
-    not (yet). Any other disagreement on the diagonal fails."""
-    unenforced = []
+    """A pod's traffic to itself, graded apart (upstream ignores it): it never leaves the pod's
+    namespace, so no node sees it; the agents program each pod's own namespace for it
+    (`--pod-netns-prefix`, which `lab up` gives them)."""
     for name, obs in scenario.steps:
-        seen = dict(((p, proto, s), v) for p, proto, s, v in diagonal(obs.observed))
-        for port, proto, pod, want in diagonal(obs.analyzer):
-            got = seen[(port, proto, pod)]
-            if got != want:
-                assert not want and got, f"{name}: {pod} to itself on {port}/{proto}: " \
-                    f"analyzer {want}, observed {got}"
-                unenforced.append(f"{name}: {pod} {port}/{proto}")
-    if unenforced:
-        pytest.xfail("the agent does not enforce a pod's traffic to itself (it never leaves "
-                     f"the pod's namespace): allowed where the analyzer denies: "
-                     f"{', '.join(unenforced[:4])}{' ...' if len(unenforced) > 4 else ''}")
+        assert diagonal(obs.observed) == diagonal(obs.analyzer), name
 
 
 def test_live_analyzer_matches_upstream(scenario: ScenarioResult) -> None:

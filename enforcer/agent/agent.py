@@ -22,6 +22,7 @@ from enforcer.agent.logs import Log
 from enforcer.agent.loop import SyncLoop, Timing
 from enforcer.agent.metrics import Metrics
 from enforcer.agent.netns import dataplane_for
+from enforcer.agent.podns import PodNamespaces
 from enforcer.agent.store import Store
 from enforcer.agent.watch import RESOURCES, Watcher
 from enforcer.sync import Syncer
@@ -37,6 +38,7 @@ class AgentOptions:
     node: str
     kubeconfig: str | None = None  # None: the in-cluster configuration (the DaemonSet)
     netns: str | None = None  # lab only: program this network namespace
+    pod_netns_prefix: str | None = None  # lab only: pods' own namespaces are PREFIX<uid>
     health_address: str = "127.0.0.1"
     health_port: int = 9904
     timing: Timing = field(default_factory=Timing)
@@ -71,7 +73,9 @@ class Agent:
         self.watchers = [Watcher(r, self._api, self.store, self.log, self.metrics,
                                  self.stopping, options.watch_timeout) for r in RESOURCES]
         self.loop = SyncLoop(options.node, self.store, self.syncer, self.status, self.metrics,
-                             self.log, self.stopping, options.timing)
+                             self.log, self.stopping, options.timing,
+                             PodNamespaces(options.pod_netns_prefix)
+                             if options.pod_netns_prefix else None)
         try:
             self.health = HealthServer(self.status, self.metrics, options.health_address,
                                        options.health_port)
@@ -82,7 +86,8 @@ class Agent:
     def run(self) -> int:
         o = self.options
         self.health.start()
-        self.log.info("start", node=o.node, netns=o.netns, server=self._api.configuration.host,
+        self.log.info("start", node=o.node, netns=o.netns, pod_netns_prefix=o.pod_netns_prefix,
+                      server=self._api.configuration.host,
                       health=f"http://{self.health.address}:{self.health.port}",
                       resync_seconds=o.timing.resync)
         for w in self.watchers:

@@ -12,7 +12,8 @@ first sync, every `resync` seconds, and any sync after a refused transaction rep
 whole; the others commit the delta. A sync that fails (input the loader rejects, a node the
 compiler cannot enforce, a transaction the kernel refuses) commits nothing, so the last good
 ruleset stays in force; it is logged, counted, and tried again after `retry` seconds (doubling,
-up to `resync`) or at the next change.
+up to `resync`) or at the next change. With `pod_namespaces` (the lab), each committed sync also
+programs the pods' own namespaces for their traffic to themselves (`podns`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from dataclasses import dataclass
 from enforcer.agent.health import Status
 from enforcer.agent.logs import Log
 from enforcer.agent.metrics import Metrics
+from enforcer.agent.podns import PodNamespaces
 from enforcer.agent.store import Stamp, Store
 from enforcer.compiler import compile_node, update_analyses
 from enforcer.dataplane import DataplaneError
+from enforcer.ruleset import NodeRuleset
 from enforcer.sync import Syncer
 from policy.addresses import Family
 from policy.engine import Analysis
@@ -46,8 +49,10 @@ class Timing:
 class SyncLoop:
     def __init__(self, node: str, store: Store, syncer: Syncer, status: Status,
                  metrics: Metrics, log: Log, stopping: threading.Event,
-                 timing: Timing = Timing()) -> None:
+                 timing: Timing = Timing(), pod_namespaces: PodNamespaces | None = None,
+                 ) -> None:
         self.node = node
+        self._pod_namespaces = pod_namespaces
         self._store = store
         self._syncer = syncer
         self._status = status
@@ -101,7 +106,7 @@ class SyncLoop:
     def sync_once(self, full: bool) -> bool:
         """One sync; whether it committed."""
         start = time.perf_counter()
-        snap = self._store.snapshot()
+        snap = self._store.snapshot(self.node)
         stamps = self._carried + list(snap.stamps)
         try:
             cluster = snap.cluster()
@@ -122,6 +127,8 @@ class SyncLoop:
             return self._failed("dataplane", stamps, error=str(exc))
         committed = time.time()
         seconds = time.perf_counter() - start
+        if self._pod_namespaces is not None:
+            self._sync_pod_namespaces(ruleset, snap.uids, result.kind == "full")
         self._analyses = analyses
         rebuilt = sorted({a.rebuilt or "incremental" for a in analyses.values()})
         m = self._metrics
@@ -145,6 +152,20 @@ class SyncLoop:
                        events=len(stamps), seconds=round(seconds, 4), objects=snap.counts,
                        analysis=", ".join(rebuilt))
         return True
+
+    def _sync_pod_namespaces(self, ruleset: NodeRuleset, uids: dict[str, str],
+                             full: bool) -> None:
+        assert self._pod_namespaces is not None
+        done = self._pod_namespaces.sync(ruleset, uids, full)
+        if done.failed:
+            self._metrics.pod_netns_failures.inc(len(done.failed))
+            self._log.error("pod_netns_failed", failed=list(done.failed),
+                            kept="those pods' own tables stay as they were")
+        if done.missing:
+            self._log.warning("pod_netns_missing", pods=list(done.missing),
+                              retry="at the next sync")
+        if done.programmed:
+            self._log.info("pod_netns", programmed=done.programmed)
 
     def _failed(self, reason: str, stamps: list[Stamp], **fields: object) -> bool:
         self._metrics.sync_failures.labels(reason).inc()

@@ -37,6 +37,10 @@ class Metrics:
             "kubefence_agent_sync_failures_total",
             "Syncs that did not commit, by reason (input, compile, dataplane); the last good "
             "ruleset stays in force", ["reason"], registry=r)
+        self.pod_netns_failures = Counter(
+            "kubefence_agent_pod_netns_failures_total",
+            "Pods' own namespaces (--pod-netns-prefix) whose table the kernel refused",
+            registry=r)
         self.elements = Gauge("kubefence_agent_programmed_elements",
                               "Set elements of the ruleset in force", registry=r)
         self.pods = Gauge("kubefence_agent_programmed_pods",

@@ -40,6 +40,7 @@ class Snapshot:
     text: str  # a JSON `kind: List`
     stamps: tuple[Stamp, ...]
     counts: dict[str, int]
+    uids: dict[str, str]  # the uid of each pod of the node asked for, by namespace/name
 
     def cluster(self) -> ClusterState:
         """The objects as the loader reads them; raises `InputError` on bad input."""
@@ -132,13 +133,17 @@ class Store:
         snapshot). Call with `changed` held."""
         return self._dirty, self._first_change, self._last_change
 
-    def snapshot(self) -> Snapshot:
-        """Everything now, and the stamps of the events since the previous snapshot."""
+    def snapshot(self, node: str | None = None) -> Snapshot:
+        """Everything now, and the stamps of the events since the previous snapshot; with the
+        uids of the pods bound to `node`."""
         with self.changed:
             items = [o for kind in KINDS for _, o in sorted(self._objects[kind].items())]
             counts = {kind: len(self._objects[kind]) for kind in KINDS}
+            uids = {key: str(o["metadata"].get("uid") or "")
+                    for key, o in self._objects["Pod"].items()
+                    if node is not None and (o.get("spec") or {}).get("nodeName") == node}
             stamps = tuple(self._stamps)
             self._stamps.clear()
             self._dirty = False
         text = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-        return Snapshot(text, stamps, counts)
+        return Snapshot(text, stamps, counts, uids)
