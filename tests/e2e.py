@@ -211,8 +211,9 @@ class Lab:
                 {"apiVersion": "v1", "kind": "List", "items": objects}))
 
     def live(self) -> tuple[str, Doc]:
-        text = self.kubectl("get", "ns,pods,networkpolicies", "-A", "-o", "json")
-        return text, json.loads(text)
+        """`kubectl get -o yaml` of the live objects, as the issue asks (the agents read JSON)."""
+        text = self.kubectl("get", "ns,pods,networkpolicies", "-A", "-o", "yaml")
+        return text, yaml.safe_load(text)
 
     # agents
 
@@ -332,7 +333,7 @@ class Lab:
         """The analyzer's matrix from the live objects: on the probed ports, on every port
         of the case; and the live object counts by kind."""
         text, live = self.live()
-        analysis = Analysis(load_texts([("live.json", text, False)]))
+        analysis = Analysis(load_texts([("live.yaml", text, False)]))
         doc = probe_document(analysis, [Probe(port, proto) for port, proto in case.probes])
         counts = dict.fromkeys(KINDS, 0)
         for item in live["items"]:

@@ -13,7 +13,7 @@ and one `kubefence agent` per node programming that node's nftables. For each ca
    the probes agree with the analyzer, bounded;
 4. every pod pair is probed with real packets on the case's ports (SCTP: not probed, this
    kernel has no SCTP sockets), and the observed matrix is compared with the analyzer's matrix
-   computed from the live objects (`kubectl get ns,pods,networkpolicies -A -o json`), off the
+   computed from the live objects (`kubectl get ns,pods,networkpolicies -A -o yaml`), off the
    diagonal and on it separately; the analyzer's live matrix is also compared with upstream's
    expected.json;
 5. for a step pair, the differences are applied (labels and policies by `kubectl apply`,
