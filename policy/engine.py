@@ -26,8 +26,10 @@ from policy.cluster import ClusterState, Direction
 from policy.gcpause import gc_paused
 from policy.incremental import Networks, update
 from policy.incremental import cidr_counts as count_cidrs
+from policy.namedports import NamedPorts
 from policy.portatoms import PortAtoms, Words
 from policy.ports import PortSet, Protocol
+from policy.profiles import build_side
 from policy.progress import Progress, no_progress, span
 from policy.rules import (
     BoolArray,
@@ -41,7 +43,7 @@ from policy.rules import (
     named_mask,
     rule_port_ranges,
 )
-from policy.sides import UNRESTRICTED, Side, build_side
+from policy.sides import UNRESTRICTED, Side
 
 __all__ = ["UNRESTRICTED", "Analysis", "Side"]
 
@@ -67,15 +69,13 @@ class Analysis:
         progress(stage, 0.3)
         self.policies = self.compiler.compile(span(progress, stage, 0.3, 0.5))
         self._index = {self.endpoints.key(j): j for j in range(self.endpoints.count)}
-        self._named_cache: dict[tuple[NamedPort, ...], Words] = {}
+        self.named = NamedPorts(self.endpoints, self.classes, self.atoms)
         self._addresses: dict[Family | None, tuple[IntArray, list[tuple[int, int]]]] = {}
         self._cidr_counts: Networks | None = count_cidrs(cluster.policies)  # for `updated`
-        self.ingress: Side = build_side(Direction.INGRESS, self.policies, self.endpoints,
-                                        self.classes, self.atoms, self.class_named_words,
-                                        span(progress, stage, 0.5, 0.85))
-        self.egress: Side = build_side(Direction.EGRESS, self.policies, self.endpoints,
-                                       self.classes, self.atoms, self.class_named_words,
-                                       span(progress, stage, 0.85, 1.0))
+        self.ingress: Side = build_side(Direction.INGRESS, self.policies, self.classes,
+                                        self.atoms, self.named, span(progress, stage, 0.5, 0.85))
+        self.egress: Side = build_side(Direction.EGRESS, self.policies, self.classes, self.atoms,
+                                       self.named, span(progress, stage, 0.85, 1.0))
         progress(stage, 1.0)
         self.rebuilt: str | None = "first analysis"
         # The analysis this one was updated from: they share endpoints, atoms, classes and the
@@ -144,17 +144,7 @@ class Analysis:
 
     def class_named_words(self, named: tuple[NamedPort, ...]) -> Words:
         """(class x word): the atoms each class's pods give to these named ports."""
-        hit = self._named_cache.get(named)
-        if hit is None:
-            pods, n = self.endpoints.pods, self.endpoints.n_pods
-            hit = np.zeros((self.classes.count, self.atoms.words), dtype=np.uint64)
-            for c, j in enumerate(self.classes.representative.tolist()):
-                if j < n:
-                    m = named_mask(self.atoms, pods[j], named)
-                    if m:
-                        hit[c] = self.atoms.to_words(m)
-            self._named_cache[named] = hit
-        return hit
+        return self.named.words(named)
 
     # -- queries -------------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ import numpy as np
 from policy.classes import inside
 from policy.cluster import ClusterState, Direction, Policy
 from policy.ports import MAX_PORT
+from policy.profiles import update_side
 from policy.rules import CompiledPolicy, CompiledRule
-from policy.sides import update_side
 
 if TYPE_CHECKING:
     from policy.engine import Analysis
@@ -90,8 +90,7 @@ def update(old: Analysis, cluster: ClusterState) -> Analysis | str:
             rules.sort(key=lambda r: (order[r.policy.key], r.rule.index))
             isolating.sort(key=lambda cp: order[cp.policy.key])
             changed[c] = (rules, isolating)
-        sides[direction] = update_side(side, changed, old.endpoints, old.atoms,
-                                       old.class_named_words)
+        sides[direction] = update_side(side, changed, old.atoms, old.named)
     return old.derived(cluster, policies, sides[Direction.INGRESS], sides[Direction.EGRESS],
                        +after)
 
