@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from policy.cluster import Direction
+from policy.cluster import ClusterState, Direction
+from policy.convert import convert
+from policy.documents import parse_documents
 from policy.errors import InputError
-from policy.loader import load, load_texts
+from policy.loader import assemble, load, load_texts
 from policy.ports import Protocol
 
 POLICY_HEAD = """\
@@ -348,3 +350,50 @@ def test_service_cluster_ips_are_kept_and_validated() -> None:
                      "spec: {clusterIP: 10.96.0.300}\n")
     assert errors == ["in.yaml:4: Service x/s: spec.clusterIP: '10.96.0.300': "
                       "not a valid IP address"]
+
+
+PARALLEL_SOURCES = [
+    ("a.yaml", POLICY_HEAD + "  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock:\n"
+     "        cidr: 10.1.2.3/8\n", False),
+    ("b.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x, labels: {app: a}}\n"
+     "spec:\n  containers: [{name: c, ports: [{containerPort: 80, name: http}]}]\n"
+     "status: {podIP: 10.0.0.1}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+     False),
+    ("c.json", '{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", '
+     '"kind": "Namespace", "metadata": {"name": "x", "labels": {"team": "t"}}}, '
+     '{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", '
+     '"namespace": "y"}, "spec": {"template": {"metadata": {"labels": {"app": "d"}}}}}]}',
+     False),
+    ("d.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x}\n", False),
+    ("e.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: x}\n"
+     "spec: {containers: [{name: c, ports: [{containerPort: 0}]}]}\n", False),
+    ("f.yaml", "replicas: 3\n", True),
+    ("g.yaml", "apiVersion: v1\nkind: [\n", False),
+]
+
+
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_loading_in_worker_processes_gives_the_same_cluster_and_messages(
+        keep_going: bool) -> None:
+    """Files converted in parallel and assembled in order: duplicates across files (d.yaml's
+    pod), errors (e.yaml, g.yaml), skipped and ignored objects, warnings, all as one by one."""
+    def outcome(workers: int) -> object:
+        try:
+            return load_texts(PARALLEL_SOURCES, keep_going, workers=workers)
+        except InputError as exc:
+            return [p.render() for p in exc.problems]
+
+    one_by_one = outcome(1)
+    assert outcome(2) == one_by_one
+    assert outcome(3) == one_by_one
+    if keep_going:
+        assert isinstance(one_by_one, ClusterState) and len(one_by_one.pods) == 2
+    else:
+        assert isinstance(one_by_one, list) and any("duplicate object" in m for m in one_by_one)
+
+
+def test_assemble_gives_the_cluster_load_gives() -> None:
+    """The agent's path: objects converted one at a time, assembled at sync."""
+    text = PARALLEL_SOURCES[1][1] + "---\n" + PARALLEL_SOURCES[0][1]
+    docs = list(parse_documents(text, "x.yaml"))
+    assert assemble([convert(d) for d in docs]) == load_texts([("x.yaml", text, False)])
