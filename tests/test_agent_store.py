@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from enforcer.agent.health import Status
 from enforcer.agent.logs import Log
 from enforcer.agent.loop import SyncLoop, Timing
@@ -17,6 +19,8 @@ from enforcer.agent.metrics import STALE_SECONDS, Metrics
 from enforcer.agent.store import Store, change_time
 from enforcer.dataplane import Dataplane, DataplaneError
 from enforcer.sync import Syncer
+from policy.errors import InputError
+from policy.loader import load_texts
 
 NOW = 1_800_000_000.0
 
@@ -54,7 +58,7 @@ def pod(name: str, ip: str, labels: dict[str, str], node: str = "n1") -> dict[st
 DENY = {"metadata": {"name": "deny", "namespace": "ns"}, "spec": {"podSelector": {}}}
 
 
-def test_store_is_ready_once_every_kind_is_listed_and_loads_as_a_list() -> None:
+def test_store_is_ready_once_every_kind_is_listed_and_assembles_the_cluster() -> None:
     store = Store()
     store.replace("Pod", [pod("a", "10.0.0.1", {"app": "a"})])
     store.replace("NetworkPolicy", [DENY])
@@ -64,12 +68,37 @@ def test_store_is_ready_once_every_kind_is_listed_and_loads_as_a_list() -> None:
     store.apply("Pod", "ADDED", pod("b", "10.0.0.2", {"app": "b"}))
     snap = store.snapshot()
     assert len(snap.stamps) == 1 and snap.counts == {"Namespace": 1, "Pod": 2, "NetworkPolicy": 1}
-    assert "managedFields" not in snap.text
+    assert snap.uids == {}  # only the pods of the node asked for: none here
     cluster = snap.cluster()
     assert [p.key for p in cluster.pods] == ["ns/a", "ns/b"]
+    listed = {"apiVersion": "v1", "kind": "List", "items": [
+        {**o, "kind": k, "apiVersion": v} for k, v, o in (
+            ("Namespace", "v1", {"metadata": {"name": "ns"}}),
+            ("Pod", "v1", pod("a", "10.0.0.1", {"app": "a"})),
+            ("Pod", "v1", pod("b", "10.0.0.2", {"app": "b"})),
+            ("NetworkPolicy", "networking.k8s.io/v1", DENY))]}
+    as_a_file = load_texts([("apiserver", json.dumps(listed), False)])
+    assert (cluster.pods, cluster.policies, cluster.namespaces) == (
+        as_a_file.pods, as_a_file.policies, as_a_file.namespaces)
     assert store.snapshot().stamps == ()  # stamps are handed out once
     store.apply("Pod", "DELETED", pod("a", "10.0.0.1", {}))
     assert [p.key for p in store.snapshot().cluster().pods] == ["ns/b"]
+    store.apply("Pod", "MODIFIED", {**pod("b", "10.0.0.2", {"app": "b"}),
+                                    "metadata": {"name": "b", "namespace": "ns", "uid": "u-b"}})
+    assert store.snapshot("n1").uids == {"ns/b": "u-b"} and store.snapshot("n2").uids == {}
+
+
+def test_bad_object_from_the_api_is_a_problem_naming_it_at_sync() -> None:
+    store = Store()
+    store.replace("Namespace", [{"metadata": {"name": "ns"}}])
+    store.replace("NetworkPolicy", [])
+    store.replace("Pod", [{**pod("a", "10.0.0.1", {}), "spec": {"containers": [
+        {"name": "c", "ports": [{"containerPort": 70000}]}]}}])
+    with pytest.raises(InputError) as info:
+        store.snapshot().cluster()
+    assert [p.render() for p in info.value.problems] == [
+        "apiserver: Pod ns/a: spec.containers[0].ports[0].containerPort: 70000: must be "
+        "between 1 and 65535, inclusive"]
 
 
 class Recorder(Dataplane):

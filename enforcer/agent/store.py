@@ -1,17 +1,19 @@
 """The agent's view of the cluster: the current objects of each watched kind, keyed by
-namespace/name, as plain dicts (the JSON the API server sent).
+namespace/name, each already converted by the loader's per-object step.
 
 Watches put whole lists (`replace`, after a list or relist) and single events (`apply`) in;
-either marks the store dirty and wakes the loop. `snapshot` hands the loop everything it needs
-for one sync under one lock: the objects as a JSON `kind: List` (read by the same loader as a
-`kubectl get -o json` file) and the change stamps of the events it covers, for the latency
-metrics. The store is `ready` once every kind has been listed once: the agent must not program
-a node from a partial picture (pods without their policies would be left open).
+either marks the store dirty and wakes the loop. Each object is parsed, validated and defaulted
+once, when it arrives (`policy.convert.convert`, as for a `kubectl get -o json` file), and only
+its typed form is kept (a pod's uid and node beside it), not the JSON. `snapshot` hands the loop
+everything it needs for one sync under one lock: the converted objects, which
+`Snapshot.cluster` assembles (`policy.loader.assemble`: duplicates, implicit namespaces,
+sorting; problems raised as one `InputError`), and the change stamps of the events it covers,
+for the latency metrics. The store is `ready` once every kind has been listed once: the agent
+must not program a node from a partial picture (pods without their policies would be left open).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -20,11 +22,13 @@ from typing import Any
 
 from enforcer.agent.metrics import STALE_SECONDS
 from policy.cluster import ClusterState
-from policy.loader import load_texts
+from policy.convert import Contribution, convert
+from policy.documents import Document
+from policy.loader import assemble
 
 # kind -> apiVersion, as items of a list response carry neither
 KINDS = {"Namespace": "v1", "Pod": "v1", "NetworkPolicy": "networking.k8s.io/v1"}
-SOURCE_NAME = "apiserver.json"  # the name the loader reports problems under
+SOURCE_NAME = "apiserver"  # the name the loader reports problems under
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +40,24 @@ class Stamp:
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """One object as the store keeps it."""
+
+    contribution: Contribution
+    uid: str = ""  # pods only
+    node: str = ""  # pods only: spec.nodeName
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
-    text: str  # a JSON `kind: List`
+    contributions: tuple[Contribution, ...]  # by kind, then namespace/name
     stamps: tuple[Stamp, ...]
     counts: dict[str, int]
     uids: dict[str, str]  # the uid of each pod of the node asked for, by namespace/name
 
     def cluster(self) -> ClusterState:
         """The objects as the loader reads them; raises `InputError` on bad input."""
-        return load_texts([(SOURCE_NAME, self.text, False)])
+        return assemble(self.contributions)
 
 
 def _parse_time(value: Any) -> float | None:
@@ -77,16 +90,19 @@ def key_of(obj: dict[str, Any]) -> str:
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
 
 
-def _slim(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
-    """The object as the loader wants it: kind and apiVersion set, managedFields dropped."""
-    meta = dict(obj.get("metadata") or {})
-    meta.pop("managedFields", None)
-    return {**obj, "kind": kind, "apiVersion": KINDS[kind], "metadata": meta}
+def stored(kind: str, obj: dict[str, Any]) -> Stored:
+    """The object converted (kind and apiVersion set: items of a list carry neither)."""
+    data = {**obj, "kind": kind, "apiVersion": KINDS[kind]}
+    contribution = convert(Document(data, SOURCE_NAME, None))
+    if kind != "Pod":
+        return Stored(contribution)
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    return Stored(contribution, str(meta.get("uid") or ""), str(spec.get("nodeName") or ""))
 
 
 class Store:
     def __init__(self) -> None:
-        self._objects: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
+        self._objects: dict[str, dict[str, Stored]] = {k: {} for k in KINDS}
         self._listed: set[str] = set()
         self._stamps: list[Stamp] = []
         self._dirty = False
@@ -96,7 +112,7 @@ class Store:
 
     def replace(self, kind: str, items: list[dict[str, Any]]) -> None:
         """A (re)list: the kind's objects are exactly these now."""
-        objects = {key_of(o): _slim(kind, o) for o in items}
+        objects = {key_of(o): stored(kind, o) for o in items}
         with self.changed:
             self._objects[kind] = objects
             self._listed.add(kind)
@@ -107,11 +123,12 @@ class Store:
         arrived = time.time()
         stamp = Stamp(change_time(obj, event, arrived), arrived)
         key = key_of(obj)
+        new = None if event == "DELETED" else stored(kind, obj)
         with self.changed:
-            if event == "DELETED":
+            if new is None:
                 self._objects[kind].pop(key, None)
             else:
-                self._objects[kind][key] = _slim(kind, obj)
+                self._objects[kind][key] = new
             self._stamps.append(stamp)
             self._mark()
 
@@ -137,13 +154,13 @@ class Store:
         """Everything now, and the stamps of the events since the previous snapshot; with the
         uids of the pods bound to `node`."""
         with self.changed:
-            items = [o for kind in KINDS for _, o in sorted(self._objects[kind].items())]
-            counts = {kind: len(self._objects[kind]) for kind in KINDS}
-            uids = {key: str(o["metadata"].get("uid") or "")
-                    for key, o in self._objects["Pod"].items()
-                    if node is not None and (o.get("spec") or {}).get("nodeName") == node}
+            objects = [(kind, list(self._objects[kind].items())) for kind in KINDS]
             stamps = tuple(self._stamps)
             self._stamps.clear()
             self._dirty = False
-        text = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-        return Snapshot(text, stamps, counts, uids)
+        items = tuple(o.contribution for _, pairs in objects
+                      for _, o in sorted(pairs, key=lambda pair: pair[0]))
+        counts = {kind: len(pairs) for kind, pairs in objects}
+        pods = dict(objects)["Pod"]
+        uids = {key: o.uid for key, o in pods if node is not None and o.node == node}
+        return Snapshot(items, stamps, counts, uids)
