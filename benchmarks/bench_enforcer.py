@@ -4,13 +4,22 @@
    (`benchmarks.clustergen`): the cluster-wide analysis (shared by every node), compiling the
    node's ruleset, rendering it, and committing it with libnftables into a fresh namespace.
 2. A one-pod delta on that node: one local pod's labels change so that other policies select
-   it; the ruleset is recompiled and only the delta is rendered and committed.
+   it; the ruleset is recompiled and only the delta is rendered and committed. The re-analysis
+   is timed both from scratch and as the agent does it (`enforcer.compiler.update_analyses`,
+   incremental when `Analysis.updated` can be, with the reason when it cannot).
+2b. A pod added elsewhere (another node; the labels and ports of an existing pod, a new
+   address: a Deployment scaled up): the agent's re-analysis, recompile, delta render and
+   commit for the bench node.
 3. New TCP connections per second between two lab pods on two lab nodes, with 10 and with
    10,000 policies selecting the server (each allowing one other /32, one allowing the client):
    per-packet cost should not grow with the number of policies (ratio near 1).
 
     sudo .venv/bin/python -m benchmarks.bench_enforcer                 # everything
     sudo .venv/bin/python -m benchmarks.bench_enforcer --only sync --sizes 1000x300
+    sudo .venv/bin/python -m benchmarks.bench_enforcer --only sync --sizes 150000x100000 \
+        --json-input
+
+Peak RSS (VmHWM) of the benchmark process is printed after each size.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
 from benchmarks.generate import write  # noqa: E402
-from enforcer.compiler import analyses_for, compile_node  # noqa: E402
+from enforcer.compiler import analyses_for, compile_node, update_analyses  # noqa: E402
 from enforcer.dataplane import Dataplane  # noqa: E402
 from enforcer.delta import delta  # noqa: E402
 from enforcer.render import full_replace  # noqa: E402
@@ -75,10 +84,31 @@ def relabel_one(cluster: ClusterState) -> ClusterState:
     return replace(cluster, pods=pods)
 
 
-def bench_sync(pods: int, policies: int, workdir: Path) -> dict[str, Any]:
-    path = workdir / f"cluster-{pods}x{policies}.yaml"
-    write(pods, policies, 1, path)
-    cluster = with_local_pods(load([str(path)]))
+def added_elsewhere(cluster: ClusterState) -> ClusterState:
+    """One pod more on another node: an existing remote pod's labels and ports, a new address
+    (one above the highest pod address of its family)."""
+    model = next(p for p in cluster.pods if p.node_name not in (None, NODE)
+                 and not p.host_network and p.ips)
+    ip = model.ips[0]
+    highest = max(int(a) for p in cluster.pods for a in p.ips if a.version == ip.version)
+    new_ip = ipaddress.ip_address(highest + 1)
+    new = replace(model, name=model.name + "-scaled", ips=(new_ip,))
+    return replace(cluster, pods=(*cluster.pods, new))
+
+
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_sync(pods: int, policies: int, workdir: Path, fmt: str) -> dict[str, Any]:
+    path = workdir / f"cluster-{pods}x{policies}.{fmt}"
+    write(pods, policies, 1, path, fmt)
+    loaded, t_load = _timed(lambda: load([str(path)]))
+    cluster = with_local_pods(loaded)
+    del loaded
     analyses, t_analyse = _timed(lambda: analyses_for(cluster))
     ruleset, t_compile = _timed(lambda: compile_node(cluster, NODE, analyses))
     cmds, t_render = _timed(lambda: full_replace(ruleset))
@@ -89,21 +119,36 @@ def bench_sync(pods: int, policies: int, workdir: Path) -> dict[str, Any]:
         with netns.inside(name):
             dp = Dataplane()
             _, t_apply = _timed(lambda: dp.apply(cmds))
-            analyses2, t_analyse2 = _timed(lambda: analyses_for(changed))
+            fresh, t_analyse2 = _timed(lambda: analyses_for(changed))
+            del fresh
+            analyses2, t_update2 = _timed(lambda: update_analyses(analyses, changed))
             ruleset2, t_compile2 = _timed(lambda: compile_node(changed, NODE, analyses2))
             dcmds, t_delta_render = _timed(lambda: delta(ruleset, ruleset2))
             _, t_delta_apply = _timed(lambda: dp.apply(dcmds))
+            grown = added_elsewhere(changed)
+            analyses3, t_update3 = _timed(lambda: update_analyses(analyses2, grown))
+            ruleset3, t_compile3 = _timed(lambda: compile_node(grown, NODE, analyses3))
+            acmds, t_add_render = _timed(lambda: delta(ruleset2, ruleset3))
+            _, t_add_apply = _timed(lambda: dp.apply(acmds))
     finally:
         netns.delete(name)
     return {
         "size": f"{pods}x{policies}", "elements": ruleset.element_count(),
-        "commands": len(cmds), "analyse": t_analyse, "compile": t_compile,
+        "commands": len(cmds), "load": t_load, "analyse": t_analyse, "compile": t_compile,
         "render": t_render, "apply": t_apply,
         "full_sync_node": t_compile + t_render + t_apply,
         "delta_commands": len(dcmds), "delta_reanalyse": t_analyse2,
+        "delta_update": t_update2, "delta_how": _how(analyses2),
         "delta_compile": t_compile2, "delta_render": t_delta_render,
         "delta_apply": t_delta_apply,
+        "add_commands": len(acmds), "add_update": t_update3, "add_how": _how(analyses3),
+        "add_compile": t_compile3, "add_render": t_add_render, "add_apply": t_add_apply,
+        "peak_rss_mib": peak_rss_mib(),
     }
+
+
+def _how(analyses: dict[Any, Any]) -> str:
+    return ", ".join(sorted({a.rebuilt or "incremental" for a in analyses.values()}))
 
 
 def rate_cluster(policies: int) -> ClusterState:
@@ -168,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000x300,10000x3000")
     parser.add_argument("--only", choices=("sync", "rate"))
+    parser.add_argument("--json-input", action="store_true",
+                        help="generate one JSON `kind: List` instead of multi-document YAML")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
@@ -176,16 +223,25 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for size in args.sizes.split(","):
                 pods, policies = (int(x) for x in size.split("x"))
-                r = bench_sync(pods, policies, Path(tmp))
+                r = bench_sync(pods, policies, Path(tmp), "json" if args.json_input else "yaml")
                 print(f"{r['size']}: node with {LOCAL_PODS} local pods, {r['elements']} set "
                       f"elements, {r['commands']} commands")
-                print(f"  analysis (cluster-wide) {r['analyse']:.3f} s; node full sync "
-                      f"{r['full_sync_node']:.3f} s = compile {r['compile']:.3f} + render "
-                      f"{r['render']:.3f} + commit {r['apply']:.3f}")
-                print(f"  one-pod delta: {r['delta_commands']} commands, render "
+                print(f"  load {r['load']:.3f} s; analysis (cluster-wide) {r['analyse']:.3f} s; "
+                      f"node full sync {r['full_sync_node']:.3f} s = compile "
+                      f"{r['compile']:.3f} + render {r['render']:.3f} + commit {r['apply']:.3f}")
+                print(f"  one local pod relabelled: {r['delta_commands']} commands, render "
                       f"{r['delta_render'] * 1000:.1f} ms + commit "
-                      f"{r['delta_apply'] * 1000:.1f} ms (re-analysis {r['delta_reanalyse']:.3f}"
-                      f" s + recompile {r['delta_compile']:.3f} s, not yet incremental)")
+                      f"{r['delta_apply'] * 1000:.1f} ms; re-analysis from scratch "
+                      f"{r['delta_reanalyse']:.3f} s, as the agent does it "
+                      f"{r['delta_update']:.3f} s ({r['delta_how']}); recompile "
+                      f"{r['delta_compile']:.3f} s")
+                agent_ms = (r["add_update"] + r["add_compile"] + r["add_render"]
+                            + r["add_apply"]) * 1000
+                print(f"  a pod added on another node: {r['add_commands']} commands; agent time "
+                      f"{agent_ms:.1f} ms = re-analysis {r['add_update'] * 1000:.1f} ms "
+                      f"({r['add_how']}) + recompile {r['add_compile'] * 1000:.1f} ms + render "
+                      f"{r['add_render'] * 1000:.1f} ms + commit {r['add_apply'] * 1000:.1f} ms")
+                print(f"  peak RSS {r['peak_rss_mib']:.0f} MiB")
     if args.only != "sync":
         # Alternate the two sizes so drift (CPU frequency, caches) hits both alike; best of each.
         runs = [bench_rate(n, args.seconds) for _ in range(args.rounds) for n in (10, 10_000)]
