@@ -4,7 +4,8 @@ Changes are coalesced: a sync starts once no event has come for `quiet` seconds,
 seconds after the first unsynced change, whichever is first (a burst of events — a Deployment
 scaled, a namespace of policies applied — becomes one transaction; a steady stream still gets
 synced). Nothing is programmed before every kind has been listed once. A sync reads the whole
-store through the loader, analyses it (a full sync from scratch; a delta incrementally from the
+store (the objects it converted as they came, assembled by `policy.loader.assemble`), analyses
+it (a full sync from scratch; a delta incrementally from the
 last analysis, `enforcer.compiler.update_analyses`, which is cheap when only policies changed),
 compiles the node (`enforcer.compiler.compile_node`: only this node's pods, the whole cluster
 as their peers) and hands the ruleset to `enforcer.sync.Syncer`: the
