@@ -309,6 +309,14 @@ def test_lab_down_without_a_lab_is_a_one_line_error(tmp_path: Path) -> None:
     assert err.getvalue() == f"error: no lab is up in {tmp_path} (no lab.json)\n"
 
 
+@pytest.mark.parametrize("action", ["stop", "start"])
+def test_lab_controlplane_without_a_lab_is_a_one_line_error(tmp_path: Path,
+                                                            action: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["lab", "controlplane", action, "--dir", str(tmp_path)], out=out, err=err) == 2
+    assert err.getvalue() == f"error: no lab is up in {tmp_path}\n" and out.getvalue() == ""
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM], ids=["sigterm"])
 def test_lab_up_interrupted_while_coming_up_leaves_nothing(tmp_path: Path,
                                                            sig: signal.Signals) -> None:
