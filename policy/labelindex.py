@@ -15,7 +15,7 @@ selected namespaces; with both, the pods matching the podSelector in those names
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,7 @@ class _Index:
         self.by_pair: dict[tuple[str, str], set[int]] = {}
         self.by_key: dict[str, set[int]] = {}
 
-    def add(self, group: int, labels: tuple[tuple[str, str], ...]) -> None:
+    def add(self, group: int, labels: Iterable[tuple[str, str]]) -> None:
         self.groups.add(group)
         for key, value in labels:
             self.by_pair.setdefault((key, value), set()).add(group)
@@ -69,12 +69,10 @@ class LabelIndex:
     def __init__(self, pods: Sequence[PodInfo], namespaces: Mapping[str, Mapping[str, str]]
                  ) -> None:
         self.namespace_labels = namespaces
-        keys: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-        group_of = np.empty(len(pods), dtype=np.int64)
-        for i, pod in enumerate(pods):
-            group_of[i] = keys.setdefault((pod.namespace, tuple(sorted(pod.labels.items()))),
-                                          len(keys))
-        self.group_of: IntArray = group_of  # pod -> label group
+        keys: dict[tuple[str, frozenset[tuple[str, str]]], int] = {}
+        self.group_of: IntArray = np.array(  # pod -> label group
+            [keys.setdefault((pod.namespace, frozenset(pod.labels.items())), len(keys))
+             for pod in pods], dtype=np.int64)
         self.count = len(keys)
         self._namespaces: dict[str, _Index] = {}
         for (ns, labels), group in keys.items():
@@ -85,30 +83,23 @@ class LabelIndex:
             self._by_labels.add(i, tuple(ns_labels.items()))
         self._cache: dict[SelectorKey, IntArray] = {}
         self._ns_cache: dict[object, list[str]] = {}
-        self._keys: dict[int, tuple[LabelSelector, object]] = {}
 
     def key(self, pod_selector: LabelSelector | None, namespace_selector: LabelSelector | None,
             own_namespace: str) -> SelectorKey:
         """The identity of a selection: equal keys select the same groups."""
         return (
-            self._selector_key(pod_selector),
-            self._selector_key(namespace_selector),
+            None if pod_selector is None else selector_key(pod_selector),
+            None if namespace_selector is None else selector_key(namespace_selector),
             own_namespace if namespace_selector is None else None,
         )
 
-    def _selector_key(self, selector: LabelSelector | None) -> object:
-        """`selector.key()`, computed once per selector object (the cluster holds them all)."""
-        if selector is None:
-            return None
-        hit = self._keys.get(id(selector))
-        if hit is None or hit[0] is not selector:
-            hit = self._keys[id(selector)] = selector, selector.key()
-        return hit[1]
-
     def groups(self, pod_selector: LabelSelector | None,
-               namespace_selector: LabelSelector | None, own_namespace: str) -> IntArray:
-        """Sorted group ids: a policy's podSelector (no namespaceSelector), or a peer's."""
-        key = self.key(pod_selector, namespace_selector, own_namespace)
+               namespace_selector: LabelSelector | None, own_namespace: str,
+               key: SelectorKey | None = None) -> IntArray:
+        """Sorted group ids: a policy's podSelector (no namespaceSelector), or a peer's. `key`:
+        the selection's `key`, when the caller has it already."""
+        if key is None:
+            key = self.key(pod_selector, namespace_selector, own_namespace)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
@@ -125,9 +116,19 @@ class LabelIndex:
     def _selected_namespaces(self, selector: LabelSelector | None, own: str) -> list[str]:
         if selector is None:
             return [own]
-        key = self._selector_key(selector)
+        key = selector_key(selector)
         hit = self._ns_cache.get(key)
         if hit is None:
             hit = [self._names[i] for i in sorted(self._by_labels.match(selector))]
             self._ns_cache[key] = hit
         return hit
+
+
+def selector_key(selector: LabelSelector) -> object:
+    """A hashable identity of a selector: equal keys match the same labels (`matchLabels` and
+    requirements sorted, so their order does not matter)."""
+    exprs = selector.match_expressions
+    labels = tuple(sorted(selector.match_labels.items()))
+    if not exprs:
+        return labels, ()
+    return labels, tuple(sorted((r.key, r.operator, tuple(sorted(r.values))) for r in exprs))

@@ -6,7 +6,9 @@ ipBlock and named port the policies use, then answers each policy's podSelector 
 rule's `from`/`to` as a sorted array of class ids. A rule's ports are a fixed atom mask plus
 named ports, which resolve against the destination pod: the subject for ingress rules, the
 peer for egress rules. Selectors are answered by the label index (`policy.labelindex`), once
-per distinct selection; endpoint-level vectors are expanded from classes only on demand.
+per distinct selection, and every selection is turned into classes in one vectorised step; a
+rule's peers and ports are computed once per distinct peer keys and port list. Endpoint-level
+vectors are expanded from classes only on demand.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy.typing as npt
 
 from policy.addresses import AddressSet, Family
 from policy.classes import PeerClasses, address_vectors, build_classes, entry_ranges, inside
-from policy.cluster import ClusterState, Direction, Peer, PodInfo, Policy, Rule
+from policy.cluster import ClusterState, Direction, Peer, PodInfo, Policy, PolicyPort, Rule
 from policy.externals import External, external_peers
 from policy.labelindex import LabelIndex
 from policy.portatoms import PortAtoms
@@ -126,8 +128,8 @@ class PolicyCompiler:
         self.named = frozenset(named)  # the named ports the classes agree on
         pod_addresses = [p.address_in(family) for p in endpoints.pods]
         self.classes = build_classes(endpoints.pods, len(endpoints.externals),
-                                     self.labels.group_of, selections, blocks, named,
-                                     pod_addresses)
+                                     self.labels.group_of, list(selections.values()), blocks,
+                                     named, pod_addresses)
         cls = self.classes
         # group -> its selectable classes, as CSR: a selection's classes in one gather.
         n = endpoints.n_pods
@@ -147,36 +149,69 @@ class PolicyCompiler:
         self._v4, self._v6 = address_vectors(reps)
         self._all = np.arange(cls.count, dtype=np.int64)
         self._cache: dict[object, IntArray] = {}
+        self._rule_peers: dict[tuple[object, ...], IntArray] = {}  # peer keys -> classes
+        self._ports: dict[tuple[PolicyPort, ...], tuple[int, tuple[NamedPort, ...]]] = {}
         self._next_id = 0
+        self._resolve(selections)
 
-    def _features(self) -> tuple[list[IntArray], list[AddressSet], list[NamedPort]]:
-        """Every selection, ipBlock and named port the policies use: what tells pods apart."""
+    def _features(self) -> tuple[dict[object, IntArray], list[AddressSet], list[NamedPort]]:
+        """Every selection (by key), ipBlock and named port the policies use: what tells pods
+        apart. Also records the selection key of every podSelector and peer, and the peer keys
+        of every rule, so that compiling looks them up instead of computing them again."""
+        labels = self.labels
         selections: dict[object, IntArray] = {}
-        # Selection keys of every peer and podSelector, by object and the policy's namespace (an
-        # object may be shared): the cluster keeps them alive, so ids are not reused.
+        # Keys by object and the policy's namespace (an object may be shared): the cluster
+        # keeps the objects alive, so ids are not reused.
         self._peer_keys: dict[tuple[int, str], object] = {}
+        self._rule_keys: dict[tuple[int, str], tuple[object, ...]] = {}
         blocks: dict[object, AddressSet] = {}
         named: set[NamedPort] = set()
         for policy in self.cluster.policies:
-            key = self.labels.key(policy.pod_selector, None, policy.namespace)
-            self._peer_keys[id(policy.pod_selector), policy.namespace] = key
+            ns = policy.namespace
+            key = labels.key(policy.pod_selector, None, ns)
+            self._peer_keys[id(policy.pod_selector), ns] = key
             if key not in selections:
-                selections[key] = self.labels.groups(policy.pod_selector, None, policy.namespace)
+                selections[key] = labels.groups(policy.pod_selector, None, ns, key)
             for rule in policy.ingress + policy.egress:
+                keys: list[object] = []
                 for peer in rule.peers:
                     if peer.ip_block is not None:
-                        blocks.setdefault(peer.ip_block.addresses, peer.ip_block.addresses)
+                        addresses = peer.ip_block.addresses
+                        blocks.setdefault(addresses, addresses)
+                        keys.append(("ip", addresses))
                         continue
-                    key = self.labels.key(peer.pod_selector, peer.namespace_selector,
-                                          policy.namespace)
-                    self._peer_keys[id(peer), policy.namespace] = key
+                    key = labels.key(peer.pod_selector, peer.namespace_selector, ns)
+                    self._peer_keys[id(peer), ns] = key
+                    keys.append(("sel", key))
                     if key not in selections:
-                        selections[key] = self.labels.groups(
-                            peer.pod_selector, peer.namespace_selector, policy.namespace)
+                        selections[key] = labels.groups(
+                            peer.pod_selector, peer.namespace_selector, ns, key)
+                self._rule_keys[id(rule), ns] = tuple(keys)
                 for port in rule.ports:
                     if isinstance(port.port, str):
                         named.add((port.protocol, port.port))
-        return list(selections.values()), list(blocks.values()), sorted(named)
+        return selections, list(blocks.values()), sorted(named)
+
+    def _resolve(self, selections: dict[object, IntArray]) -> None:
+        """Every selection's sorted classes, all at once: each selected group gives its classes
+        (through the group CSR), then one sort by (selection, class) drops the repeats."""
+        if not selections:
+            return
+        arrays = list(selections.values())
+        lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+        groups = np.concatenate(arrays).astype(np.int64, copy=False)
+        which, positions = entry_ranges(self._group_bounds[groups],
+                                        self._group_bounds[groups + 1])
+        count = self.classes.count
+        selection = np.repeat(np.arange(len(arrays), dtype=np.int64), lengths)[which]
+        codes = np.sort(selection * count + self._group_classes[positions])
+        if len(codes):  # sorted, without repeats (np.unique hashes first: slower at this size)
+            codes = codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
+        owner = codes // count
+        members = codes - owner * count
+        bounds = np.searchsorted(owner, np.arange(len(arrays) + 1)).tolist()
+        for k, key in enumerate(selections):
+            self._cache["sel", key] = members[bounds[k]:bounds[k + 1]]
 
     def compile(self, tick: Callable[[float], None] | None = None) -> list[CompiledPolicy]:
         out = []
@@ -210,26 +245,39 @@ class PolicyCompiler:
         if not rule.peers:
             # `If this field is empty or missing, this rule matches all sources/destinations`
             peers, every = self._all, True
-        elif len(rule.peers) == 1:
-            peers, every = self._peer(policy, rule.peers[0]), False
         else:
-            peers = np.unique(np.concatenate([self._peer(policy, p) for p in rule.peers]))
-            every = False
+            keys = self._rule_keys.get((id(rule), policy.namespace))
+            hit = None if keys is None else self._rule_peers.get(keys)
+            if hit is None:
+                if len(rule.peers) == 1:
+                    hit = self._peer(policy, rule.peers[0])
+                else:
+                    hit = np.unique(np.concatenate([self._peer(policy, p) for p in rule.peers]))
+                if keys is not None:
+                    self._rule_peers[keys] = hit
+            peers, every = hit, False
+        ports = self._ports.get(rule.ports)
+        if ports is None:
+            ports = self._ports[rule.ports] = self._port_masks(rule.ports)
+        self._next_id += 1
+        return CompiledRule(self._next_id - 1, policy, rule, peers, every, ports[0], ports[1],
+                            self.classes)
+
+    def _port_masks(self, ports: tuple[PolicyPort, ...]) -> tuple[int, tuple[NamedPort, ...]]:
+        """A rule's ports: the fixed atom mask, and the named ports."""
         fixed = 0
         named: list[NamedPort] = []
-        if not rule.ports:
+        if not ports:
             # `If this field is empty or missing, this rule matches all ports`
             fixed = self.atoms.all_mask
-        for port in rule.ports:
+        for port in ports:
             if port.port is None:
                 fixed |= self.atoms.mask_range(port.protocol, MIN_PORT, MAX_PORT)
             elif isinstance(port.port, int):
                 fixed |= self.atoms.mask_range(port.protocol, port.port, port.end_port or port.port)
             else:
                 named.append((port.protocol, port.port))
-        self._next_id += 1
-        return CompiledRule(self._next_id - 1, policy, rule, peers, every, fixed, tuple(named),
-                            self.classes)
+        return fixed, tuple(named)
 
     def peer_matches(self, policy: Policy, peer: Peer) -> BoolArray:
         """(endpoint,) booleans: what one peer of one of `policy`'s rules matches on its own
