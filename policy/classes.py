@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,7 @@ from policy.ports import Protocol
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 NamedPort = tuple[Protocol, str]
+_PORT_FIELDS = attrgetter("name", "protocol._value_", "port")  # a ServedPort as a plain tuple
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,16 +116,23 @@ def build_classes(
         bits = np.stack([inside(b, v4, v6) for b in blocks], axis=1)
         columns.extend(np.packbits(bits, axis=1).astype(np.int64).T)
     if named and n:
-        numbers = np.full((n, len(named)), -1, dtype=np.int64)
-        by_ports: dict[object, list[int]] = {}  # replicas share their container ports
-        for i, pod in enumerate(pods):
-            if pod.ports:
-                row = by_ports.get(pod.ports)
-                if row is None:
-                    row = by_ports[pod.ports] = [
-                        -1 if (port := pod.resolve_named_port(name, proto)) is None else port
-                        for proto, name in named]
-                numbers[i] = row
+        # Replicas share their container ports: each distinct set is resolved once (row 0 is
+        # for pods without ports), and the pods gather their set's row.
+        table: list[list[int]] = [[-1] * len(named)]
+        by_ports: dict[object, int] = {}
+        row_of: list[int] = []
+        for pod in pods:
+            if not pod.ports:
+                row_of.append(0)
+                continue
+            key = tuple(map(_PORT_FIELDS, pod.ports))  # plain tuples hash faster
+            row = by_ports.get(key)
+            if row is None:
+                row = by_ports[key] = len(table)
+                table.append([-1 if (port := pod.resolve_named_port(name, proto)) is None
+                              else port for proto, name in named])
+            row_of.append(row)
+        numbers = np.array(table, dtype=np.int64)[np.array(row_of, dtype=np.int64)]
         columns.extend(numbers.T)
     if n:
         keys = np.stack(columns, axis=1)

@@ -170,6 +170,10 @@ class _RowBuilder:
         self.named = named
         self._words: dict[int, Words] = {}
         self._defined: dict[tuple[NamedPort, ...], tuple[BoolArray, IntArray]] = {}
+        # (id(peer classes), all peers, named ports) -> (the part, the peer classes: kept
+        # alive so that the id is not reused while the builder lives)
+        self._named_parts: dict[tuple[int, bool, tuple[NamedPort, ...]],
+                                tuple[Part, IntArray]] = {}
 
     def words(self, mask: int) -> Words:
         hit = self._words.get(mask)
@@ -184,6 +188,19 @@ class _RowBuilder:
             defined: BoolArray = np.any(table, axis=1)
             hit = self._defined[named] = defined, np.flatnonzero(defined).astype(np.int64)
         return hit
+
+    def named_part(self, rule: CompiledRule) -> Part:
+        """An egress rule's named ports, resolved on each peer class that defines them: once
+        per distinct peer classes and named ports (rules of many profiles share both)."""
+        key = (id(rule.peer_classes), rule.all_peers, rule.named)
+        hit = self._named_parts.get(key)
+        if hit is None:
+            table = self.named.words(rule.named)
+            defined, where = self.defined(rule.named, table)
+            if not rule.all_peers:
+                where = rule.peer_classes[defined[rule.peer_classes]]
+            hit = self._named_parts[key] = (where, table[where]), rule.peer_classes
+        return hit[0]
 
     def row(self, rules: Sequence[CompiledRule], masks: tuple[int, ...]
             ) -> tuple[Words, Part | None, list[Part]]:
@@ -210,11 +227,7 @@ class _RowBuilder:
                 else:
                     parts.append(part)
             if not ingress and rule.named:  # resolve on each peer
-                table = self.named.words(rule.named)
-                defined, where = self.defined(rule.named, table)
-                if not rule.all_peers:
-                    where = rule.peer_classes[defined[rule.peer_classes]]
-                parts.append((where, table[where]))
+                parts.append(self.named_part(rule))
         return self.words(base), shared, _merge(parts, self.atoms.words)
 
 
@@ -228,11 +241,11 @@ def _merge(parts: list[Part], w: int) -> list[Part]:
     if all(int(a[0][-1]) < int(b[0][0]) for a, b in pairwise(parts)):
         return parts
     idx = np.concatenate([p[0] for p in parts])
-    if all(p[1].ndim == 1 for p in parts):
-        words = np.repeat(np.stack([p[1] for p in parts]), [len(p[0]) for p in parts], axis=0)
-    else:
-        words = np.concatenate([p[1] if p[1].ndim == 2 else np.broadcast_to(p[1], (len(p[0]), w))
-                                for p in parts])
+    words = np.empty((len(idx), w), dtype=np.uint64)
+    end = 0
+    for part_idx, part_words in parts:  # a (word,) row is broadcast over its part's classes
+        start, end = end, end + len(part_idx)
+        words[start:end] = part_words
     order = np.argsort(idx, kind="stable")
     idx, words = idx[order], words[order]
     first = np.empty(len(idx), dtype=bool)

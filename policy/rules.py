@@ -238,7 +238,8 @@ class PolicyCompiler:
     def _policy(self, policy: Policy) -> CompiledPolicy:
         subjects = self._selected(policy.pod_selector, None, policy.namespace,
                                   self._peer_keys.get((id(policy.pod_selector), policy.namespace)))
-        rules = {d: tuple(self._rule(policy, r) for r in policy.rules(d)) for d in Direction}
+        rules = {Direction.INGRESS: tuple([self._rule(policy, r) for r in policy.ingress]),
+                 Direction.EGRESS: tuple([self._rule(policy, r) for r in policy.egress])}
         return CompiledPolicy(policy, subjects, rules, self.classes)
 
     def _rule(self, policy: Policy, rule: Rule) -> CompiledRule:
