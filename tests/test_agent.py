@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from enforcer.agent import watch as watch_module
 from enforcer.agent.agent import api_client
 from enforcer.agent.logs import Log
 from enforcer.agent.metrics import Metrics
@@ -447,6 +448,39 @@ def test_watch_relists_on_410_gone(lab_cluster: LabCluster) -> None:
         watcher.thread.join(10)
         api.close()
     assert not watcher.thread.is_alive()
+
+
+def test_list_is_paged_and_complete(lab_cluster: LabCluster, names: dict[str, str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of 2 against the real API server: every pod arrives, in several requests chained
+    by `continue`, and the resourceVersion is the list's."""
+    c, n = lab_cluster, names
+    c.kubectl("create", "namespace", n["ns"])
+    for i in range(5):
+        apply(c, pod(f"p{i}", n["ns"], n["node"], {"app": "p"}))
+    monkeypatch.setattr(watch_module, "LIST_PAGE", 2)
+    api = api_client(c.kubeconfig)
+    store = Store()
+    pods = next(r for r in RESOURCES if r.name == "pods")
+    watcher = Watcher(pods, api, store, Log(open("/dev/null", "w")),  # noqa: SIM115
+                      Metrics(), threading.Event(), timeout=5)
+    real = watcher._list
+    calls: list[dict[str, Any]] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(dict(kwargs))
+        return real(*args, **kwargs)
+
+    watcher._list = counted
+    try:
+        rv = watcher.relist("start")
+    finally:
+        api.close()
+    live = c.get_json("pods", "-A")["items"]
+    assert store.snapshot().counts["Pod"] == len(live) >= 5
+    assert len(calls) == -(-len(live) // 2) and all(k["limit"] == 2 for k in calls)
+    assert "_continue" not in calls[0] and all(k["_continue"] for k in calls[1:])
+    assert int(rv) > 0
 
 
 def test_agent_requires_a_node(capsys: pytest.CaptureFixture[str]) -> None:

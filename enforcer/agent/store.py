@@ -90,6 +90,10 @@ def key_of(obj: dict[str, Any]) -> str:
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
 
 
+def stored_items(kind: str, items: list[dict[str, Any]]) -> dict[str, Stored]:
+    return {key_of(o): stored(kind, o) for o in items}
+
+
 def stored(kind: str, obj: dict[str, Any]) -> Stored:
     """The object converted (kind and apiVersion set: items of a list carry neither)."""
     data = {**obj, "kind": kind, "apiVersion": KINDS[kind]}
@@ -112,7 +116,10 @@ class Store:
 
     def replace(self, kind: str, items: list[dict[str, Any]]) -> None:
         """A (re)list: the kind's objects are exactly these now."""
-        objects = {key_of(o): stored(kind, o) for o in items}
+        self.replace_stored(kind, stored_items(kind, items))
+
+    def replace_stored(self, kind: str, objects: dict[str, Stored]) -> None:
+        """A (re)list, its objects already converted (`stored_items`, page by page)."""
         with self.changed:
             self._objects[kind] = objects
             self._listed.add(kind)

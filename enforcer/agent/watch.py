@@ -3,11 +3,14 @@
 A list gives every object and a resourceVersion; a watch from that resourceVersion gives the
 changes after it (with bookmarks, so a quiet resource still moves its resourceVersion on), for
 at most `timeout` seconds a request, then it is resumed from the last resourceVersion seen.
-A watch the server answers with 410 Gone (the resourceVersion has been compacted away) is
-followed by a relist, which replaces the kind's objects whole in the store. Any other failure
-(connection refused or reset, a timeout, a 5xx) is retried after a backoff (`BACKOFF_FIRST`
-doubling up to `BACKOFF_MAX`, with jitter): a list again if the list failed, else the watch
-from where it was. Objects come as plain dicts (the raw JSON), never as client models.
+Lists are paged (`LIST_PAGE` objects a request, with `continue`, all from one snapshot), and
+each page is converted (`enforcer.agent.store.stored_items`) before the next is asked for, so
+the raw JSON of a 150,000-pod list is never held at once. A watch the server answers with 410
+Gone (the resourceVersion has been compacted away) is followed by a relist, which replaces the
+kind's objects whole in the store. Any other failure (connection refused or reset, a timeout, a
+5xx) is retried after a backoff (`BACKOFF_FIRST` doubling up to `BACKOFF_MAX`, with jitter): a
+list again if the list failed, else the watch from where it was. Objects come as plain dicts
+(the raw JSON), never as client models.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from kubernetes.client.rest import ApiException
 
 from enforcer.agent.logs import Log
 from enforcer.agent.metrics import Metrics
-from enforcer.agent.store import Store
+from enforcer.agent.store import Store, Stored, stored_items
 
+LIST_PAGE = 500  # objects per list request, as client-go's reflector asks
 BACKOFF_FIRST = 0.2
 BACKOFF_MAX = 5.0
 CONNECT_TIMEOUT = 5.0
@@ -96,18 +100,27 @@ class Watcher:
         return (CONNECT_TIMEOUT, self._timeout + 15.0)
 
     def relist(self, reason: str) -> str:
-        """List the resource, put it in the store whole; its resourceVersion."""
-        resp = self._list(_preload_content=False, _request_timeout=self._request_timeout())
-        try:
-            body = json.loads(resp.data)
-        finally:
-            resp.release_conn()
-        items = body.get("items") or []
-        rv = str(body["metadata"]["resourceVersion"])
-        self._store.replace(self.resource.kind, items)
+        """List the resource page by page, put it in the store whole; its resourceVersion."""
+        objects: dict[str, Stored] = {}
+        token: str | None = None
+        while True:
+            page = {"limit": LIST_PAGE, **({"_continue": token} if token else {})}
+            resp = self._list(_preload_content=False, _request_timeout=self._request_timeout(),
+                              **page)
+            try:
+                body = json.loads(resp.data)
+            finally:
+                resp.release_conn()
+            objects.update(stored_items(self.resource.kind, body.get("items") or []))
+            meta = body["metadata"]
+            token = meta.get("continue") or None
+            if token is None:
+                break
+        rv = str(meta["resourceVersion"])
+        self._store.replace_stored(self.resource.kind, objects)
         self._metrics.relists.labels(self.resource.name, reason).inc()
-        self._log.info("list", resource=self.resource.name, reason=reason, objects=len(items),
-                       resource_version=rv)
+        self._log.info("list", resource=self.resource.name, reason=reason,
+                       objects=len(objects), resource_version=rv)
         return rv
 
     def watch_once(self, rv: str) -> str:
