@@ -96,6 +96,18 @@ def entry_ranges(starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]:
     return which, np.repeat(starts, lengths) + offsets
 
 
+def sorted_unique(values: IntArray) -> IntArray:
+    """The distinct values, ascending: a sort and a neighbour test (np.unique hashes first,
+    which is slower on the millions of ids the engine dedupes)."""
+    out = np.sort(values)
+    if len(out) > 1:
+        keep = np.empty(len(out), dtype=bool)
+        keep[0] = True
+        np.not_equal(out[1:], out[:-1], out=keep[1:])
+        out = out[keep]
+    return out
+
+
 def build_classes(
     pods: Sequence[PodInfo],
     n_externals: int,

@@ -15,6 +15,7 @@ selected namespaces; with both, the pods matching the podSelector in those names
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -33,14 +34,15 @@ class _Index:
 
     def __init__(self) -> None:
         self.groups: set[int] = set()
-        self.by_pair: dict[tuple[str, str], set[int]] = {}
-        self.by_key: dict[str, set[int]] = {}
+        self.by_pair: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
+        self.by_key: defaultdict[str, set[int]] = defaultdict(set)
 
     def add(self, group: int, labels: Iterable[tuple[str, str]]) -> None:
         self.groups.add(group)
-        for key, value in labels:
-            self.by_pair.setdefault((key, value), set()).add(group)
-            self.by_key.setdefault(key, set()).add(group)
+        by_pair, by_key = self.by_pair, self.by_key
+        for pair in labels:
+            by_pair[pair].add(group)
+            by_key[pair[0]].add(group)
 
     def match(self, selector: LabelSelector) -> set[int]:
         result: set[int] | None = None

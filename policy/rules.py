@@ -21,7 +21,14 @@ import numpy as np
 import numpy.typing as npt
 
 from policy.addresses import AddressSet, Family
-from policy.classes import PeerClasses, address_vectors, build_classes, entry_ranges, inside
+from policy.classes import (
+    PeerClasses,
+    address_vectors,
+    build_classes,
+    entry_ranges,
+    inside,
+    sorted_unique,
+)
 from policy.cluster import ClusterState, Direction, Peer, PodInfo, Policy, PolicyPort, Rule
 from policy.externals import External, external_peers
 from policy.labelindex import LabelIndex
@@ -133,7 +140,9 @@ class PolicyCompiler:
         cls = self.classes
         # group -> its selectable classes, as CSR: a selection's classes in one gather.
         n = endpoints.n_pods
-        pairs = np.unique(np.stack([self.labels.group_of, cls.class_of[:n]], axis=1), axis=0)
+        width = max(cls.count, 1)  # (group, class) pairs, sorted and distinct, as one code each
+        codes = sorted_unique(self.labels.group_of * width + cls.class_of[:n])
+        pairs = np.stack([codes // width, codes % width], axis=1)
         by_class = pairs[np.argsort(pairs[:, 1], kind="stable")] if len(pairs) else pairs
         self._class_groups = by_class[:, 0] if len(pairs) else np.zeros(0, dtype=np.int64)
         self._class_bounds = np.searchsorted(by_class[:, 1] if len(pairs) else self._class_groups,
@@ -161,7 +170,7 @@ class PolicyCompiler:
         labels = self.labels
         selections: dict[object, IntArray] = {}
         # Keys by object and the policy's namespace (an object may be shared): the cluster
-        # keeps the objects alive, so ids are not reused.
+        # keeps the objects alive, so ids are not reused. Peers' keys are kept per rule.
         self._peer_keys: dict[tuple[int, str], object] = {}
         self._rule_keys: dict[tuple[int, str], tuple[object, ...]] = {}
         blocks: dict[object, AddressSet] = {}
@@ -181,7 +190,6 @@ class PolicyCompiler:
                         keys.append(("ip", addresses))
                         continue
                     key = labels.key(peer.pod_selector, peer.namespace_selector, ns)
-                    self._peer_keys[id(peer), ns] = key
                     keys.append(("sel", key))
                     if key not in selections:
                         selections[key] = labels.groups(
@@ -204,9 +212,7 @@ class PolicyCompiler:
                                         self._group_bounds[groups + 1])
         count = self.classes.count
         selection = np.repeat(np.arange(len(arrays), dtype=np.int64), lengths)[which]
-        codes = np.sort(selection * count + self._group_classes[positions])
-        if len(codes):  # sorted, without repeats (np.unique hashes first: slower at this size)
-            codes = codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
+        codes = sorted_unique(selection * count + self._group_classes[positions])
         owner = codes // count
         members = codes - owner * count
         bounds = np.searchsorted(owner, np.arange(len(arrays) + 1)).tolist()
@@ -250,10 +256,9 @@ class PolicyCompiler:
             keys = self._rule_keys.get((id(rule), policy.namespace))
             hit = None if keys is None else self._rule_peers.get(keys)
             if hit is None:
-                if len(rule.peers) == 1:
-                    hit = self._peer(policy, rule.peers[0])
-                else:
-                    hit = np.unique(np.concatenate([self._peer(policy, p) for p in rule.peers]))
+                parts = [self._peer(policy, p) for p in rule.peers] if keys is None else \
+                    [self._of_key(k) for k in keys]
+                hit = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
                 if keys is not None:
                     self._rule_peers[keys] = hit
             peers, every = hit, False
@@ -284,6 +289,15 @@ class PolicyCompiler:
         """(endpoint,) booleans: what one peer of one of `policy`'s rules matches on its own
         (a rule's peers are the union of its peers'). A fresh array, safe to modify."""
         return self.classes.expand(self._peer(policy, peer))
+
+    def _of_key(self, key: object) -> IntArray:
+        """The classes of one peer, by its key from `_features`: selections are all resolved
+        there; an ipBlock is matched on first use."""
+        hit = self._cache.get(key)
+        if hit is None:
+            assert isinstance(key, tuple) and key[0] == "ip"
+            hit = self._cache[key] = np.flatnonzero(inside(key[1], self._v4, self._v6))
+        return hit
 
     def _peer(self, policy: Policy, peer: Peer) -> IntArray:
         if peer.ip_block is not None:
