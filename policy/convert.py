@@ -13,7 +13,7 @@ when its watch event arrives, and assembles at every sync.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -104,37 +104,40 @@ def convert(doc: Document) -> Contribution:
                 seen.add(path)
                 problems.append(_problem(doc, obj, path, _pydantic_message(err)))
         return Contribution(obj, here, kind, errors=tuple(problems))
-    out: Contribution = build(doc, parsed, Contribution(obj, here, kind))
-    return out
+    payload: dict[str, Any] = build(doc, parsed, obj)
+    return Contribution(obj, here, kind, **payload)
 
 
 # -- one kind each ---------------------------------------------------------------------------
 
 
-def _namespace(doc: Document, ns: Namespace, c: Contribution) -> Contribution:
+Payload = dict[str, Any]  # the fields of a Contribution beyond obj, location and kind
+
+
+def _namespace(doc: Document, ns: Namespace, obj: str) -> Payload:
     errs = validate_meta(ns.metadata.name, None)
     errs += validate_labels(ns.metadata.labels, "metadata.labels")
     if errs:
-        return _failed(doc, c, errs)
-    return _with(c, namespace_labels=namespace_labels(ns.metadata.name, ns.metadata.labels))
+        return _failed(doc, obj, errs)
+    return {"namespace_labels": namespace_labels(ns.metadata.name, ns.metadata.labels)}
 
 
-def _pod(doc: Document, pod: Pod, c: Contribution) -> Contribution:
+def _pod(doc: Document, pod: Pod, obj: str) -> Payload:
     errs = validate_pod(pod)
     if errs:
-        return _failed(doc, c, errs)
+        return _failed(doc, obj, errs)
     if pod.status.phase in TERMINAL_PHASES:
-        return _with(c, terminal=True)
+        return {"terminal": True}
     meta = pod.metadata
     info = build_pod(meta.namespace, meta.name, meta.labels, pod.spec, pod.status, "Pod",
-                     Location(doc.file, doc.line, c.obj))
-    return _with(c, pod=info, owners=tuple((o.kind, o.name) for o in meta.owner_references))
+                     Location(doc.file, doc.line, obj))
+    return {"pod": info, "owners": tuple((o.kind, o.name) for o in meta.owner_references)}
 
 
-def _policy(doc: Document, np: NetworkPolicy, c: Contribution) -> Contribution:
+def _policy(doc: Document, np: NetworkPolicy, obj: str) -> Payload:
     errs = validate_network_policy(np)
     if errs:
-        return _failed(doc, c, errs)
+        return _failed(doc, obj, errs)
     lines: dict[tuple[Direction, int], int] = {}
     if doc.node is not None:  # YAML: rule lines are cheap; JSON: only on error
         for direction, rules in ((Direction.INGRESS, np.spec.ingress),
@@ -144,13 +147,13 @@ def _policy(doc: Document, np: NetworkPolicy, c: Contribution) -> Contribution:
                 if line is not None:
                     lines[(direction, i)] = line
     warnings: list[Problem] = []
-    policy = build_policy(np, Location(doc.file, doc.line, c.obj), lines, warnings)
-    located = tuple(Problem(Location(doc.file, doc.line_of(w.location.field), c.obj,
+    policy = build_policy(np, Location(doc.file, doc.line, obj), lines, warnings)
+    located = tuple(Problem(Location(doc.file, doc.line_of(w.location.field), obj,
                                      w.location.field), w.message) for w in warnings)
-    return _with(c, policy=policy, warnings=located)
+    return {"policy": policy, "warnings": located}
 
 
-def _service(doc: Document, svc: Service, c: Contribution) -> Contribution:
+def _service(doc: Document, svc: Service, obj: str) -> Payload:
     """Only the cluster IPs are kept (for lints); headless Services have none."""
     texts = [t for t in (*svc.spec.cluster_ips, svc.spec.cluster_ip or "") if t and t != "None"]
     ips: list[IPAddress] = []
@@ -159,24 +162,23 @@ def _service(doc: Document, svc: Service, c: Contribution) -> Contribution:
             ip = ipaddress.ip_address(text)
         except ValueError:
             path = "spec.clusterIP" if i >= len(svc.spec.cluster_ips) else f"spec.clusterIPs[{i}]"
-            return _with(c, errors=(_problem(doc, c.obj, path,
-                                             f"{text!r}: not a valid IP address"),))
+            return {"errors": (_problem(doc, obj, path, f"{text!r}: not a valid IP address"),)}
         if ip not in ips:
             ips.append(ip)
-    return _with(c, service_ips=tuple(ips))
+    return {"service_ips": tuple(ips)}
 
 
-def _workload(doc: Document, wl: Workload, c: Contribution) -> Contribution:
-    return _standing(doc, c, wl.metadata, wl.spec.template, "spec.template")
+def _workload(doc: Document, wl: Workload, obj: str) -> Payload:
+    return _standing(doc, obj, wl.metadata, wl.spec.template, "spec.template")
 
 
-def _cronjob(doc: Document, cj: CronJob, c: Contribution) -> Contribution:
-    return _standing(doc, c, cj.metadata, cj.spec.job_template.spec.template,
+def _cronjob(doc: Document, cj: CronJob, obj: str) -> Payload:
+    return _standing(doc, obj, cj.metadata, cj.spec.job_template.spec.template,
                      "spec.jobTemplate.spec.template")
 
 
-def _standing(doc: Document, c: Contribution, meta: ObjectMeta,
-              template: PodTemplateSpec | None, path: str) -> Contribution:
+def _standing(doc: Document, obj: str, meta: ObjectMeta,
+              template: PodTemplateSpec | None, path: str) -> Payload:
     """A workload stands for its pods through its pod template."""
     labels = template.metadata.labels if template else {}
     spec = template.spec if template else PodSpec()
@@ -184,10 +186,10 @@ def _standing(doc: Document, c: Contribution, meta: ObjectMeta,
     errs += validate_labels(labels, f"{path}.metadata.labels")
     errs += validate_pod_spec(spec, f"{path}.spec")
     if errs:
-        return _failed(doc, c, errs)
-    pod = build_pod(meta.namespace, meta.name, labels, spec, None, c.kind,
-                    Location(doc.file, doc.line, c.obj))
-    return _with(c, pod=pod, owners=tuple((o.kind, o.name) for o in meta.owner_references))
+        return _failed(doc, obj, errs)
+    pod = build_pod(meta.namespace, meta.name, labels, spec, None, obj.split(" ", 1)[0],
+                    Location(doc.file, doc.line, obj))
+    return {"pod": pod, "owners": tuple((o.kind, o.name) for o in meta.owner_references)}
 
 
 _STEPS: dict[str, tuple[type[BaseModel], Any]] = {
@@ -202,12 +204,8 @@ _STEPS: dict[str, tuple[type[BaseModel], Any]] = {
 # -- plumbing --------------------------------------------------------------------------------
 
 
-def _with(c: Contribution, **changes: Any) -> Contribution:
-    return replace(c, **changes)
-
-
-def _failed(doc: Document, c: Contribution, errs: list[FieldError]) -> Contribution:
-    return _with(c, errors=tuple(_problem(doc, c.obj, e.path, e.message) for e in errs))
+def _failed(doc: Document, obj: str, errs: list[FieldError]) -> Payload:
+    return {"errors": tuple(_problem(doc, obj, e.path, e.message) for e in errs)}
 
 
 def _problem(doc: Document, obj: str, path: str, message: str) -> Problem:
