@@ -42,7 +42,10 @@ def update_analyses(previous: dict[Family, Analysis] | None,
                     cluster: ClusterState) -> dict[Family, Analysis]:
     """`analyses_for(cluster)`, each family's analysis updated incrementally from the previous
     one when there is one (`Analysis.updated`: cheap when only policies changed)."""
-    families = sorted({Family(ip.version) for p in cluster.pods for ip in p.ips})
+    if previous and all(a.cluster.pods is cluster.pods for a in previous.values()):
+        families = sorted(previous)  # the very same pods: the same families
+    else:
+        families = sorted({Family(ip.version) for p in cluster.pods for ip in p.ips})
     return {f: previous[f].updated(cluster) if previous and f in previous
             else Analysis(cluster, f) for f in families}
 

@@ -83,6 +83,42 @@ def assemble(contributions: Iterable[Contribution], keep_going: bool = False) ->
     return assembly.finish(keep_going)
 
 
+@dataclass(frozen=True, slots=True)
+class Base:
+    """Namespaces and pods assembled once, to be completed with policies many times
+    (`assemble_with`): the agent keeps one while only policies change. No workloads."""
+
+    namespaces: dict[str, dict[str, str]]  # the Namespace objects'
+    pods: tuple[PodInfo, ...]  # sorted, as in the cluster
+    pod_namespaces: frozenset[str]
+    warnings: tuple[Problem, ...]
+    errors: tuple[Problem, ...]
+    terminal: int
+
+
+def assemble_base(contributions: Iterable[Contribution]) -> Base:
+    """Namespace and Pod contributions (in this order) assembled, for `assemble_with`."""
+    assembly = Assembly()
+    for c in contributions:
+        assembly.add(c)
+    pods = assembly.unique_pods()
+    pods.sort(key=lambda p: (p.namespace, p.name))
+    return Base(dict(assembly.namespaces), tuple(pods), frozenset(p.namespace for p in pods),
+                tuple(assembly.warnings), tuple(assembly.errors), assembly.terminal)
+
+
+def assemble_with(base: Base, policies: Iterable[Contribution],
+                  keep_going: bool = False) -> ClusterState:
+    """`assemble` of the base's contributions followed by `policies` (NetworkPolicy
+    contributions), equal to it, the base's pods tuple itself kept (so that an analysis can
+    tell at once that the pods did not change)."""
+    assembly = Assembly(errors=list(base.errors), warnings=list(base.warnings),
+                        namespaces=dict(base.namespaces), terminal=base.terminal)
+    for c in policies:
+        assembly.add(c)
+    return assembly.finish(keep_going, base)
+
+
 def _convert_here(sources: list[Source], total: int, progress: Progress) -> list[SourceResult]:
     results = []
     done = 0
@@ -204,15 +240,20 @@ class Assembly:
             self.pods.append(c.pod)
             self.pod_owners.append((c.pod.namespace, c.owners))
 
-    def finish(self, keep_going: bool) -> ClusterState:
-        pods = self.unique_pods()
+    def finish(self, keep_going: bool, base: Base | None = None) -> ClusterState:
+        """The cluster; with `base`, its pods are the pods (this assembly has none)."""
+        if base is None:
+            pods = self.unique_pods()
+            pods.sort(key=lambda p: (p.namespace, p.name))
+            pod_namespaces: Iterable[str] = {p.namespace for p in pods}
+        else:
+            pods, pod_namespaces = [], base.pod_namespaces
         if self.errors and not keep_going:
             raise InputError(self.errors)
         namespaces = dict(self.namespaces)
-        for ns in sorted({p.namespace for p in pods} | {p.namespace for p in self.policies}):
+        for ns in sorted(set(pod_namespaces) | {p.namespace for p in self.policies}):
             if ns not in namespaces:
                 namespaces[ns] = namespace_labels(ns, {})
-        pods.sort(key=lambda p: (p.namespace, p.name))
         notes = []
         if self.ignored:
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.ignored.items()))
@@ -226,7 +267,7 @@ class Assembly:
         warnings = list(self.warnings) + list(self.errors)  # errors only get here with keep_going
         return ClusterState(
             namespaces=namespaces,
-            pods=tuple(pods),
+            pods=base.pods if base is not None else tuple(pods),
             policies=tuple(sorted(self.policies, key=lambda p: (p.namespace, p.name))),
             warnings=tuple(warnings),
             notes=tuple(notes),

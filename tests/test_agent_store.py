@@ -16,7 +16,7 @@ from enforcer.agent.health import Status
 from enforcer.agent.logs import Log
 from enforcer.agent.loop import SyncLoop, Timing
 from enforcer.agent.metrics import STALE_SECONDS, Metrics
-from enforcer.agent.store import Store, change_time
+from enforcer.agent.store import Assembler, Store, change_time
 from enforcer.dataplane import Dataplane, DataplaneError
 from enforcer.sync import Syncer
 from policy.errors import InputError
@@ -207,3 +207,24 @@ def test_loop_analyses_a_policy_change_incrementally_and_a_pod_change_from_scrat
              if json.loads(line).get("msg", json.loads(line).get("event")) == "sync"]
     assert [s["analysis"] for s in syncs] == ["first analysis", "incremental",
                                               "the pods changed"], syncs
+
+
+def test_assembler_keeps_the_pods_while_only_policies_change() -> None:
+    store, assembler = Store(), Assembler()
+    store.replace("Namespace", [{"metadata": {"name": "ns"}}])
+    store.replace("Pod", [pod("a", "10.0.0.1", {"app": "a"})])
+    store.replace("NetworkPolicy", [DENY])
+    first = store.snapshot()
+    cluster = assembler.cluster(first)
+    assert cluster == first.cluster()
+    store.apply("NetworkPolicy", "ADDED", {"metadata": {"name": "other", "namespace": "new"},
+                                           "spec": {"podSelector": {}}})
+    second = store.snapshot()
+    after = assembler.cluster(second)
+    assert after == second.cluster() and after.pods is cluster.pods  # pods kept, not remade
+    assert "new" in after.namespaces  # the policy's namespace exists implicitly
+    store.apply("Pod", "ADDED", pod("b", "10.0.0.2", {"app": "b"}))
+    third = store.snapshot()
+    assert third.by_kind["NetworkPolicy"] is second.by_kind["NetworkPolicy"]  # not re-sorted
+    again = assembler.cluster(third)
+    assert again == third.cluster() and [p.key for p in again.pods] == ["ns/a", "ns/b"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from policy.cluster import ClusterState, Direction
 from policy.convert import convert
 from policy.documents import parse_documents
 from policy.errors import InputError
-from policy.loader import assemble, load, load_texts
+from policy.loader import assemble, assemble_base, assemble_with, load, load_texts
 from policy.ports import Protocol
 
 POLICY_HEAD = """\
@@ -397,3 +398,42 @@ def test_assemble_gives_the_cluster_load_gives() -> None:
     text = PARALLEL_SOURCES[1][1] + "---\n" + PARALLEL_SOURCES[0][1]
     docs = list(parse_documents(text, "x.yaml"))
     assert assemble([convert(d) for d in docs]) == load_texts([("x.yaml", text, False)])
+
+
+NS_DOC = "apiVersion: v1\nkind: Namespace\nmetadata: {name: x, labels: {team: t}}\n"
+POD_DOC = ("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\n"
+           "spec: {{containers: [{{name: c, ports: [{{containerPort: {port}}}]}}]}}\n"
+           "status: {{podIP: 10.0.0.{ip}}}\n")
+POLICY_DOC = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+              "metadata: {{name: {name}, namespace: {ns}}}\nspec:\n  podSelector: {{}}\n"
+              "  ingress:\n  - from:\n    - ipBlock: {{cidr: {cidr}}}\n")
+
+
+@pytest.mark.parametrize("policies", [
+    [("p", "x", "10.0.0.0/8")],
+    [("p", "other", "10.1.2.3/8"), ("q", "x", "10.0.0.0/8")],  # a warning, an implicit ns
+    [("p", "x", "10.0.0.0/33")],  # an error in a policy
+    [],
+], ids=["one", "warning-and-implicit-namespace", "bad-policy", "none"])
+@pytest.mark.parametrize("bad_pod", [False, True], ids=["pods-ok", "bad-pod"])
+def test_assemble_with_a_base_equals_assembling_everything(
+        policies: list[tuple[str, str, str]], bad_pod: bool) -> None:
+    """The agent's path while only policies change: namespaces and pods assembled once,
+    completed by the policies; the same cluster, warnings and errors, the base's pods kept."""
+    texts = [NS_DOC, POD_DOC.format(name="a", ns="x", port=80, ip=1),
+             POD_DOC.format(name="b", ns="y", port=0 if bad_pod else 81, ip=2)]
+    texts += [POLICY_DOC.format(name=n, ns=ns, cidr=c) for n, ns, c in policies]
+    docs = [d for t in texts for d in parse_documents(t, "api")]
+    contributions = [convert(d) for d in docs]
+    base = assemble_base(contributions[:3])
+
+    def outcome(build: Callable[[], ClusterState]) -> object:
+        try:
+            return build()
+        except InputError as exc:
+            return [p.render() for p in exc.problems]
+
+    whole = outcome(lambda: assemble(contributions))
+    assert outcome(lambda: assemble_with(base, contributions[3:])) == whole
+    if isinstance(whole, ClusterState):
+        assert assemble_with(base, contributions[3:]).pods is base.pods

@@ -27,7 +27,7 @@ from enforcer.agent.health import Status
 from enforcer.agent.logs import Log
 from enforcer.agent.metrics import Metrics
 from enforcer.agent.podns import PodNamespaces
-from enforcer.agent.store import Stamp, Store
+from enforcer.agent.store import Assembler, Stamp, Store
 from enforcer.compiler import compile_node, update_analyses
 from enforcer.dataplane import DataplaneError
 from enforcer.ruleset import NodeRuleset
@@ -67,6 +67,7 @@ class SyncLoop:
         self._force_full = False
         self._carried: list[Stamp] = []  # stamps of changes a failed sync did not realize
         self._analyses: dict[Family, Analysis] | None = None  # of the last committed sync
+        self._assembler = Assembler()
 
     def run(self) -> None:
         while not self._stopping.is_set():
@@ -110,7 +111,7 @@ class SyncLoop:
         snap = self._store.snapshot(self.node)
         stamps = self._carried + list(snap.stamps)
         try:
-            cluster = snap.cluster()
+            cluster = self._assembler.cluster(snap)
         except InputError as exc:
             return self._failed("input", stamps, problems=[p.render() for p in exc.problems])
         try:

@@ -7,7 +7,8 @@ once, when it arrives (`policy.convert.convert`, as for a `kubectl get -o json` 
 its typed form is kept (a pod's uid and node beside it), not the JSON. `snapshot` hands the loop
 everything it needs for one sync under one lock: the converted objects, which
 `Snapshot.cluster` assembles (`policy.loader.assemble`: duplicates, implicit namespaces,
-sorting; problems raised as one `InputError`), and the change stamps of the events it covers,
+sorting; problems raised as one `InputError`; the loop's `Assembler` does the same keeping the
+namespaces and pods while only policies change), and the change stamps of the events it covers,
 for the latency metrics. The store is `ready` once every kind has been listed once: the agent
 must not program a node from a partial picture (pods without their policies would be left open).
 """
@@ -24,7 +25,7 @@ from enforcer.agent.metrics import STALE_SECONDS
 from policy.cluster import ClusterState
 from policy.convert import Contribution, convert
 from policy.documents import Document
-from policy.loader import assemble
+from policy.loader import Base, assemble, assemble_base, assemble_with
 
 # kind -> apiVersion, as items of a list response carry neither
 KINDS = {"Namespace": "v1", "Pod": "v1", "NetworkPolicy": "networking.k8s.io/v1"}
@@ -50,14 +51,37 @@ class Stored:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    contributions: tuple[Contribution, ...]  # by kind, then namespace/name
+    by_kind: dict[str, tuple[Contribution, ...]]  # each kind's, by namespace/name
+    versions: dict[str, int]  # each kind's version: it moves at every change of the kind
     stamps: tuple[Stamp, ...]
     counts: dict[str, int]
     uids: dict[str, str]  # the uid of each pod of the node asked for, by namespace/name
 
+    @property
+    def contributions(self) -> tuple[Contribution, ...]:
+        return tuple(c for kind in KINDS for c in self.by_kind[kind])
+
     def cluster(self) -> ClusterState:
         """The objects as the loader reads them; raises `InputError` on bad input."""
         return assemble(self.contributions)
+
+
+class Assembler:
+    """Snapshots to clusters, keeping the namespaces-and-pods part (`policy.loader.Base`) while
+    those kinds do not change: a sync after a policy change then assembles only the policies,
+    and the cluster keeps the very pods tuple, which `Analysis.updated` sees at once."""
+
+    def __init__(self) -> None:
+        self._versions: tuple[int, int] | None = None
+        self._base: Base | None = None
+
+    def cluster(self, snap: Snapshot) -> ClusterState:
+        """`snap.cluster()`, equal to it; raises `InputError` on bad input."""
+        versions = (snap.versions["Namespace"], snap.versions["Pod"])
+        if self._base is None or versions != self._versions:
+            self._base = assemble_base(snap.by_kind["Namespace"] + snap.by_kind["Pod"])
+            self._versions = versions
+        return assemble_with(self._base, snap.by_kind["NetworkPolicy"])
 
 
 def _parse_time(value: Any) -> float | None:
@@ -107,6 +131,9 @@ def stored(kind: str, obj: dict[str, Any]) -> Stored:
 class Store:
     def __init__(self) -> None:
         self._objects: dict[str, dict[str, Stored]] = {k: {} for k in KINDS}
+        self._versions = dict.fromkeys(KINDS, 0)
+        self._sorted: dict[str, tuple[Contribution, ...] | None] = dict.fromkeys(KINDS)
+        self._uids: tuple[int, str | None, dict[str, str]] | None = None  # pod version, node
         self._listed: set[str] = set()
         self._stamps: list[Stamp] = []
         self._dirty = False
@@ -123,7 +150,7 @@ class Store:
         with self.changed:
             self._objects[kind] = objects
             self._listed.add(kind)
-            self._mark()
+            self._mark(kind)
 
     def apply(self, kind: str, event: str, obj: dict[str, Any]) -> None:
         """One watch event: ADDED, MODIFIED or DELETED."""
@@ -137,9 +164,11 @@ class Store:
             else:
                 self._objects[kind][key] = new
             self._stamps.append(stamp)
-            self._mark()
+            self._mark(kind)
 
-    def _mark(self) -> None:
+    def _mark(self, kind: str) -> None:
+        self._versions[kind] += 1
+        self._sorted[kind] = None
         now = time.monotonic()
         if not self._dirty:
             self._first_change = now
@@ -161,13 +190,27 @@ class Store:
         """Everything now, and the stamps of the events since the previous snapshot; with the
         uids of the pods bound to `node`."""
         with self.changed:
-            objects = [(kind, list(self._objects[kind].items())) for kind in KINDS]
+            by_kind = {kind: self._sorted_view(kind) for kind in KINDS}
+            versions = dict(self._versions)
+            counts = {kind: len(self._objects[kind]) for kind in KINDS}
+            uids = self._node_uids(node)
             stamps = tuple(self._stamps)
             self._stamps.clear()
             self._dirty = False
-        items = tuple(o.contribution for _, pairs in objects
-                      for _, o in sorted(pairs, key=lambda pair: pair[0]))
-        counts = {kind: len(pairs) for kind, pairs in objects}
-        pods = dict(objects)["Pod"]
-        uids = {key: o.uid for key, o in pods if node is not None and o.node == node}
-        return Snapshot(items, stamps, counts, uids)
+        return Snapshot(by_kind, versions, stamps, counts, uids)
+
+    def _sorted_view(self, kind: str) -> tuple[Contribution, ...]:
+        """The kind's objects by namespace/name, made again only after it changed."""
+        view = self._sorted[kind]
+        if view is None:
+            objects = self._objects[kind]
+            view = self._sorted[kind] = tuple(objects[k].contribution for k in sorted(objects))
+        return view
+
+    def _node_uids(self, node: str | None) -> dict[str, str]:
+        if node is None:
+            return {}
+        if self._uids is None or self._uids[:2] != (self._versions["Pod"], node):
+            uids = {k: o.uid for k, o in self._objects["Pod"].items() if o.node == node}
+            self._uids = (self._versions["Pod"], node, uids)
+        return dict(self._uids[2])
