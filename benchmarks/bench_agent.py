@@ -1,8 +1,10 @@
 """Benchmark of the node agent's own work at scale (root): what one agent spends per sync, and
 its memory, with the cluster a generated one (`benchmarks.clustergen`).
 
-No API server: the generated Namespaces, Pods and NetworkPolicies are handed to the agent's
-`Store` as a list response would be (`Store.replace`, which converts every object once), and
+No API server: the generated Namespaces, Pods and NetworkPolicies are written (by a child
+process, as JSON lines) and handed to the agent's `Store` the way its watches do it, a page of
+500 objects at a time converted and the page dropped (`stored_items`, `Store.replace_stored`),
+so the process holds what the agent holds and its RSS is the agent's. Then
 the agent's `SyncLoop.sync_once` runs exactly as in `kubefence agent`, committing with
 libnftables into a fresh network namespace standing for the node (the node of the first
 ordinary pod). Then, one at a time, as watch events (`Store.apply`): a policy changed, a pod
@@ -19,16 +21,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import io
 import ipaddress
 import json
 import os
 import platform
 import secrets
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +40,12 @@ REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
-from benchmarks.clustergen.cluster import generate  # noqa: E402
 from enforcer.agent.health import Status  # noqa: E402
 from enforcer.agent.logs import Log  # noqa: E402
 from enforcer.agent.loop import SyncLoop, Timing  # noqa: E402
 from enforcer.agent.metrics import Metrics  # noqa: E402
 from enforcer.agent.netns import NetnsDataplane  # noqa: E402
-from enforcer.agent.store import KINDS, Store  # noqa: E402
+from enforcer.agent.store import KINDS, Store, Stored, stored_items  # noqa: E402
 from enforcer.sync import Syncer  # noqa: E402
 from lab import netns  # noqa: E402
 
@@ -63,15 +66,62 @@ def rss_mib() -> float:
     return 0.0
 
 
+GENERATE = """
+import json, sys
+from benchmarks.clustergen.cluster import generate
+docs, _ = generate(int(sys.argv[1]), int(sys.argv[2]), 1)
+with open(sys.argv[3], "w") as out:
+    for d in docs:
+        if d["kind"] in ("Namespace", "Pod", "NetworkPolicy"):
+            out.write(json.dumps(d) + "\\n")
+"""
+PAGE = 500
+
+
+@dataclass
+class Plan:
+    """What the steps need, noted while the objects stream by."""
+
+    node: str = ""  # the first ordinary pod's
+    local: Obj | None = None  # that pod
+    remote: Obj | None = None  # the first ordinary pod on another node
+    policy: Obj | None = None  # the last policy
+    highest: int = 0  # the highest pod address
+
+
+def fill(store: Store, path: Path) -> Plan:
+    """Stream the JSON lines into the store a page at a time, as the agent's watches do."""
+    plan = Plan()
+    objects: dict[str, dict[str, Stored]] = {k: {} for k in KINDS}
+    page: dict[str, list[Obj]] = {k: [] for k in KINDS}
+    with path.open() as lines:
+        for line in lines:
+            obj = json.loads(line)
+            kind = obj["kind"]
+            page[kind].append(obj)
+            if kind == "Pod" and not obj["spec"].get("hostNetwork"):
+                ip = obj.get("status", {}).get("podIP")
+                if ip:
+                    plan.highest = max(plan.highest, int(ipaddress.ip_address(ip)))
+                if plan.local is None:
+                    plan.node, plan.local = obj["spec"]["nodeName"], obj
+                elif plan.remote is None and obj["spec"]["nodeName"] != plan.node:
+                    plan.remote = obj
+            elif kind == "NetworkPolicy":
+                plan.policy = obj
+            if len(page[kind]) >= PAGE:
+                objects[kind].update(stored_items(kind, page[kind]))
+                page[kind] = []
+    for kind in KINDS:
+        objects[kind].update(stored_items(kind, page[kind]))
+        store.replace_stored(kind, objects[kind])
+    return plan
+
+
 class Bench:
-    def __init__(self, docs: list[Obj], ns_name: str) -> None:
-        self.by_kind: dict[str, list[Obj]] = {k: [] for k in KINDS}
-        for d in docs:
-            if d["kind"] in KINDS:
-                self.by_kind[d["kind"]].append(d)
-        ordinary = [p for p in self.by_kind["Pod"] if not p["spec"].get("hostNetwork")]
-        self.node = ordinary[0]["spec"]["nodeName"]
-        self.store = Store()
+    def __init__(self, node: str, store: Store, ns_name: str) -> None:
+        self.node = node
+        self.store = store
         self.out = io.StringIO()
         self.loop = SyncLoop(self.node, self.store, Syncer(NetnsDataplane(ns_name)),
                              Status(60.0), Metrics(), Log(self.out), threading.Event(),
@@ -92,12 +142,6 @@ class Bench:
               f"peak {peak_rss_mib():.0f} MiB", flush=True)
 
 
-def new_address(pods: list[Obj]) -> str:
-    highest = max(int(ipaddress.ip_address(p["status"]["podIP"])) for p in pods
-                  if p.get("status", {}).get("podIP") and not p["spec"].get("hostNetwork"))
-    return str(ipaddress.ip_address(highest + 1))
-
-
 def scaled(model: Obj, suffix: str, node: str, ip: str) -> Obj:
     pod = copy.deepcopy(model)
     pod["metadata"]["name"] += suffix
@@ -108,46 +152,42 @@ def scaled(model: Obj, suffix: str, node: str, ip: str) -> Obj:
     return pod
 
 
-def run(pods: int, policies: int) -> None:
+def run(pods: int, policies: int, workdir: Path) -> None:
     start = time.perf_counter()
-    docs, _ = generate(pods, policies, 1)
-    print(f"{pods}x{policies}: generated in {time.perf_counter() - start:.1f} s; "
-          f"RSS {rss_mib():.0f} MiB", flush=True)
+    path = workdir / f"objects-{pods}x{policies}.jsonl"
+    subprocess.run([sys.executable, "-c", GENERATE, str(pods), str(policies), str(path)],
+                   cwd=REPO, check=True, timeout=1800)
+    print(f"{pods}x{policies}: generated (in a child process) in "
+          f"{time.perf_counter() - start:.1f} s; RSS {rss_mib():.0f} MiB", flush=True)
     name = f"kfbagent-{secrets.token_hex(3)}"
     netns.add(name)
     try:
-        b = Bench(docs, name)
-        del docs
+        store = Store()
         start = time.perf_counter()
-        for kind in ("Namespace", "NetworkPolicy", "Pod"):
-            b.store.replace(kind, b.by_kind[kind])
-        print(f"  store filled (every object converted once): "
+        plan = fill(store, path)
+        assert plan.local is not None and plan.remote is not None and plan.policy is not None
+        print(f"  store filled a page at a time (every object converted once): "
               f"{time.perf_counter() - start:.1f} s; RSS {rss_mib():.0f} MiB", flush=True)
-        pods_ = b.by_kind["Pod"]
-        model = next(p for p in pods_ if p["spec"]["nodeName"] != b.node
-                     and not p["spec"].get("hostNetwork"))
-        local = next(p for p in pods_ if p["spec"]["nodeName"] == b.node
-                     and not p["spec"].get("hostNetwork"))
-        ip1 = new_address(pods_)
-        ip2 = str(ipaddress.ip_address(int(ipaddress.ip_address(ip1)) + 1))
-        policy = copy.deepcopy(b.by_kind["NetworkPolicy"][-1])
-        b.by_kind = {}  # the agent keeps only what the store converted
-        gc.collect()
-        print(f"  the objects' JSON dropped: RSS {rss_mib():.0f} MiB", flush=True)
+        b = Bench(plan.node, store, name)
         b.step("first sync (full)", full=True)
+        policy = copy.deepcopy(plan.policy)
         rules = policy["spec"].get("ingress") or policy["spec"].get("egress") or []
         if len(rules) > 1:
             rules.pop()
         policy["metadata"]["labels"] = {**policy["metadata"].get("labels", {}), "bench": "1"}
         b.store.apply("NetworkPolicy", "MODIFIED", policy)
         b.step("a policy changed (delta)", full=False)
-        b.store.apply("Pod", "ADDED", scaled(model, "-x1", model["spec"]["nodeName"], ip1))
+        ip1 = str(ipaddress.ip_address(plan.highest + 1))
+        ip2 = str(ipaddress.ip_address(plan.highest + 2))
+        remote = plan.remote
+        b.store.apply("Pod", "ADDED", scaled(remote, "-x1", remote["spec"]["nodeName"], ip1))
         b.step("a pod added on another node (delta)", full=False)
-        b.store.apply("Pod", "ADDED", scaled(local, "-x2", b.node, ip2))
+        b.store.apply("Pod", "ADDED", scaled(plan.local, "-x2", b.node, ip2))
         b.step("a pod added on this node (delta)", full=False)
         b.step("periodic resync (full)", full=True)
     finally:
         netns.delete(name)
+        path.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     print("command:", " ".join([Path(sys.executable).name, "-m", "benchmarks.bench_agent",
                                 *(argv if argv is not None else sys.argv[1:])]))
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.platform()}")
-    for size in args.sizes.split(","):
-        pods, policies = (int(x) for x in size.split("x"))
-        run(pods, policies)
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes.split(","):
+            pods, policies = (int(x) for x in size.split("x"))
+            run(pods, policies, Path(tmp))
     return 0
 
 
