@@ -118,7 +118,7 @@ class Analysis:
                  direction: Direction) -> None:
         """OR into `out` (endpoint x word) the atoms `rule` allows between `subject` and each
         peer: the same step the profile rows are built from, at endpoint level."""
-        peers = rule.peers
+        peers = self.peers_of(rule)
         if direction is Direction.INGRESS:
             mask = rule.fixed | named_mask(self.atoms, self.endpoints.pods[subject], rule.named)
             out[peers] |= self.atoms.to_words(mask)
@@ -126,6 +126,15 @@ class Analysis:
         out[peers] |= self.atoms.to_words(rule.fixed)
         if rule.named:
             out[peers] |= self.class_named_words(rule.named)[self.classes.class_of[peers]]
+
+    def peers_of(self, rule: CompiledRule) -> BoolArray:
+        """(endpoint,) booleans: what the rule's peers match, among this analysis's endpoints."""
+        return self.classes.expand(rule.peer_classes)
+
+    def subjects_of(self, policy: CompiledPolicy) -> BoolArray:
+        """(pod,) booleans: which of this analysis's pods the policy selects."""
+        out: BoolArray = self.classes.expand(policy.subject_classes)[:self.endpoints.n_pods]
+        return out
 
     def rule_words(self, rule: CompiledRule, subject: int, peer: int,
                    direction: Direction) -> Words:

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
 from policy.addresses import AddressSet, Family
 from policy.classes import (
-    PeerClasses,
     address_vectors,
     build_classes,
     entry_ranges,
@@ -72,12 +70,8 @@ class CompiledRule:
     all_peers: bool  # no peers given: every endpoint, externals included
     fixed: int  # atom mask that does not depend on the destination pod
     named: tuple[NamedPort, ...]  # named ports, resolved against the destination pod
-    classes: PeerClasses
-
-    @cached_property
-    def peers(self) -> BoolArray:
-        """(endpoint,) booleans: what the rule's peers match."""
-        return self.classes.expand(self.peer_classes)
+    # Class level only: which endpoints that is depends on the analysis's classes
+    # (`Analysis.peers_of`), so an analysis can share compiled rules with a later one.
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,13 +79,7 @@ class CompiledPolicy:
     policy: Policy
     subject_classes: IntArray  # sorted ids of the classes the policy selects
     rules: Mapping[Direction, tuple[CompiledRule, ...]]
-    classes: PeerClasses
-
-    @cached_property
-    def subjects(self) -> BoolArray:
-        """(pod,) booleans: which pods the policy selects."""
-        n = len(self.classes.class_of) - (self.classes.count - self.classes.n_pod_classes)
-        return self.classes.expand(self.subject_classes)[:n]
+    # Which pods: `Analysis.subjects_of`.
 
 
 def rule_port_ranges(cluster: ClusterState) -> Iterator[tuple[Protocol, int, int]]:
@@ -246,7 +234,7 @@ class PolicyCompiler:
                                   self._peer_keys.get((id(policy.pod_selector), policy.namespace)))
         rules = {Direction.INGRESS: tuple([self._rule(policy, r) for r in policy.ingress]),
                  Direction.EGRESS: tuple([self._rule(policy, r) for r in policy.egress])}
-        return CompiledPolicy(policy, subjects, rules, self.classes)
+        return CompiledPolicy(policy, subjects, rules)
 
     def _rule(self, policy: Policy, rule: Rule) -> CompiledRule:
         if not rule.peers:
@@ -266,8 +254,7 @@ class PolicyCompiler:
         if ports is None:
             ports = self._ports[rule.ports] = self._port_masks(rule.ports)
         self._next_id += 1
-        return CompiledRule(self._next_id - 1, policy, rule, peers, every, ports[0], ports[1],
-                            self.classes)
+        return CompiledRule(self._next_id - 1, policy, rule, peers, every, ports[0], ports[1])
 
     def _port_masks(self, ports: tuple[PolicyPort, ...]) -> tuple[int, tuple[NamedPort, ...]]:
         """A rule's ports: the fixed atom mask, and the named ports."""

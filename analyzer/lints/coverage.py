@@ -31,7 +31,7 @@ def no_default_deny(analysis: Analysis) -> list[Finding]:
     pods = analysis.endpoints.pods
     selected = np.zeros(len(pods), dtype=bool)
     for cp in analysis.policies:
-        selected |= cp.subjects
+        selected |= analysis.subjects_of(cp)
     ingress = analysis.side(Direction.INGRESS)
     out = []
     for namespace, members in sorted(_by_namespace(analysis).items()):

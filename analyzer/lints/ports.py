@@ -23,7 +23,8 @@ def _destinations(analysis: Analysis, subjects: list[int], rule: CompiledRule,
     n = len(pods)
     if rule.rule.direction is Direction.INGRESS:
         return [pods[i] for i in subjects], False
-    return [pods[j] for j in rule.peers[:n].nonzero()[0].tolist()], bool(rule.peers[n:].any())
+    peers = analysis.peers_of(rule)
+    return [pods[j] for j in peers[:n].nonzero()[0].tolist()], bool(peers[n:].any())
 
 
 def undefined_named_ports(analysis: Analysis) -> list[Finding]:
@@ -31,7 +32,7 @@ def undefined_named_ports(analysis: Analysis) -> list[Finding]:
     out = []
     for cp in analysis.policies:
         policy = cp.policy
-        subjects = cp.subjects.nonzero()[0].tolist()
+        subjects = analysis.subjects_of(cp).nonzero()[0].tolist()
         for direction in Direction:
             for rule in cp.rules[direction]:
                 dests, external = _destinations(analysis, subjects, rule)

@@ -35,7 +35,7 @@ def redundant_rules(analysis: Analysis) -> list[Finding]:
     """KF107."""
     candidates: list[tuple[CompiledRule, Direction, list[int]]] = []
     for cp in analysis.policies:
-        subjects = cp.subjects.nonzero()[0].tolist()
+        subjects = analysis.subjects_of(cp).nonzero()[0].tolist()
         if not subjects:
             continue
         for direction in Direction:

@@ -24,7 +24,7 @@ def selects_nothing(analysis: Analysis) -> list[Finding]:
     """KF102."""
     out = []
     for cp in analysis.policies:
-        if cp.subjects.any():
+        if analysis.subjects_of(cp).any():
             continue
         policy = cp.policy
         out.append(Finding(
