@@ -107,6 +107,28 @@ class Analysis:
         new.derived_from = weakref.ref(self)
         return new
 
+    def with_pods(self, cluster: ClusterState, endpoints: Endpoints, classes: PeerClasses,
+                  named: NamedPorts, ingress: Side, egress: Side) -> Analysis:
+        """A copy with other pods in the same classes (for `policy.podchanges`): the
+        policies, atoms and profiles are shared; the classes are not, so it is not `derived`
+        (the diff's class-level shortcut needs the same classes)."""
+        new = object.__new__(Analysis)
+        new.__dict__.update(self.__dict__)
+        new.cluster, new.endpoints, new.classes, new.named = cluster, endpoints, classes, named
+        new.ingress, new.egress = ingress, egress
+        new._index = {endpoints.key(j): j for j in range(endpoints.count)}
+        new._addresses = {}
+        new.rebuilt = None
+        new.derived_from = None
+        return new
+
+    def with_cluster(self, cluster: ClusterState) -> Analysis:
+        """The same analysis for an equal cluster (other objects, same answers)."""
+        new = object.__new__(Analysis)
+        new.__dict__.update(self.__dict__)
+        new.cluster = cluster
+        return new
+
     def cidr_counts(self) -> Networks:
         if self._cidr_counts is None:
             self._cidr_counts = count_cidrs(self.cluster.policies)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from policy.classes import inside
 from policy.cluster import ClusterState, Direction, Policy
+from policy.podchanges import update_pods
 from policy.ports import MAX_PORT
 from policy.profiles import update_side
 from policy.rules import CompiledPolicy, CompiledRule
@@ -48,10 +50,14 @@ def cidr_counts(policies: Iterable[Policy]) -> Networks:
 
 def update(old: Analysis, cluster: ClusterState) -> Analysis | str:
     """The analysis of `cluster` built from `old`, or why it cannot be."""
-    if cluster.pods is not old.cluster.pods and cluster.pods != old.cluster.pods:
-        return "the pods changed"
     if dict(cluster.namespaces) != dict(old.cluster.namespaces):
         return "the namespaces changed"
+    if cluster.pods is not old.cluster.pods and cluster.pods != old.cluster.pods:
+        # Pods first, against the old policies; then the policies, as below.
+        step = update_pods(old, replace(cluster, policies=old.cluster.policies))
+        if isinstance(step, str) or cluster.policies is old.cluster.policies:
+            return step if isinstance(step, str) else step.with_cluster(cluster)
+        old = step
     old_keys = [cp.policy.key for cp in old.policies]
     new_keys = [p.key for p in cluster.policies]
     new_by_key = dict(zip(new_keys, cluster.policies, strict=True))

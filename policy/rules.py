@@ -121,6 +121,7 @@ class PolicyCompiler:
         self.labels = LabelIndex(endpoints.pods, cluster.namespaces)
         selections, blocks, named = self._features()
         self.named = frozenset(named)  # the named ports the classes agree on
+        self.blocks = blocks  # every ipBlock's addresses: pods of a class are in the same ones
         pod_addresses = [p.address_in(family) for p in endpoints.pods]
         self.classes = build_classes(endpoints.pods, len(endpoints.externals),
                                      self.labels.group_of, list(selections.values()), blocks,

@@ -185,7 +185,9 @@ def test_loop_replaces_the_table_whole_every_resync() -> None:
     assert all(t[1] == full for t in dataplane.transactions)
 
 
-def test_loop_analyses_a_policy_change_incrementally_and_a_pod_change_from_scratch() -> None:
+def test_loop_analyses_policy_changes_and_replicas_incrementally() -> None:
+    """A policy change and a replica (a pod joining its twin's class) are incremental; a pod
+    with labels no pod has needs a class of its own: analysed from scratch."""
     store, dataplane = Store(), Recorder()
     stopping, thread, status, _metrics, out = run_loop(
         store, dataplane, Timing(quiet=0.02, max_delay=1.0, resync=60.0, retry=0.05))
@@ -200,13 +202,16 @@ def test_loop_analyses_a_policy_change_incrementally_and_a_pod_change_from_scrat
         wait_for(lambda: len(dataplane.transactions) == 2)
         store.apply("Pod", "ADDED", pod("c", "10.0.0.3", {"app": "a"}))
         wait_for(lambda: len(dataplane.transactions) == 3)
+        store.apply("Pod", "ADDED", pod("d", "10.0.0.4", {"app": "new"}))
+        wait_for(lambda: len(dataplane.transactions) == 4)
     finally:
         stopping.set()
         thread.join(5)
     syncs = [json.loads(line) for line in out.getvalue().splitlines()
              if json.loads(line).get("msg", json.loads(line).get("event")) == "sync"]
-    assert [s["analysis"] for s in syncs] == ["first analysis", "incremental",
-                                              "the pods changed"], syncs
+    assert [s["analysis"] for s in syncs] == [
+        "first analysis", "incremental", "incremental",
+        "pod ns/d needs a peer class of its own"], syncs
 
 
 def test_assembler_keeps_the_pods_while_only_policies_change() -> None:

@@ -144,11 +144,79 @@ def test_a_selector_that_splits_a_class_rebuilds() -> None:
     assert_same_answers(updated, Analysis(new))
 
 
-def test_a_pod_change_rebuilds() -> None:
+@st.composite
+def pod_changes(draw: st.DrawFn) -> tuple[list[Obj], list[Obj]]:
+    """(old objects, new objects): the same policies and namespaces; pods kept, removed,
+    copied under a new name (a replica: the same labels and ports, a fresh address), relabelled
+    like another pod, or moved to a fresh address (ipBlocks may or may not hold it)."""
+    objects = draw(clusters(max_policies=4))
+    pods = [o for o in objects if o["kind"] == "Pod"]
+    rest = [o for o in objects if o["kind"] != "Pod"]
+    fresh = iter(draw(st.permutations(range(16, 64))))
+
+    def readdress(q: Obj) -> None:
+        status = q.get("status") or {}
+        if status.get("podIP") and not q["spec"].get("hostNetwork"):
+            status["podIP"] = f"10.0.0.{next(fresh)}"
+            status.pop("podIPs", None)
+
+    new = []
+    for i, p in enumerate(pods):
+        what = draw(st.sampled_from(("keep", "keep", "remove", "replica", "relabel", "move")))
+        q = copy.deepcopy(p)
+        if what == "remove":
+            continue
+        if what == "relabel":
+            q["metadata"]["labels"] = copy.deepcopy(
+                draw(st.sampled_from(pods))["metadata"].get("labels", {}))
+        if what == "move":
+            readdress(q)
+        new.append(q)
+        if what == "replica":
+            r = copy.deepcopy(p)
+            r["metadata"]["name"] = f"{p['metadata']['name']}-r{i}"
+            readdress(r)
+            new.append(r)
+    return objects, rest + new
+
+
+@settings(max_examples=150, deadline=None)
+@given(pod_changes())
+def test_updated_after_pod_changes_answers_like_a_fresh_analysis(
+        change: tuple[list[Obj], list[Obj]]) -> None:
+    """Pods that join classes already there are handled without a rebuild (`policy.podchanges`);
+    either way every answer equals a fresh analysis."""
+    old_objects, new_objects = change
+    old, new = _load(old_objects), _load(new_objects)
+    updated = Analysis(old).updated(new)
+    event("incremental" if updated.rebuilt is None else f"rebuilt: {updated.rebuilt[:30]}")
+    assert_same_answers(updated, Analysis(new))
+    # and a policy change after it is still right
+    later = _load(old_objects[:0] + new_objects[:-1] if new_objects[-1]["kind"] ==
+                  "NetworkPolicy" else new_objects)
+    assert_same_answers(updated.updated(later), Analysis(later))
+
+
+def test_a_replica_joins_its_class_without_a_rebuild() -> None:
+    scaled = copy.deepcopy(BASE)
+    replica = copy.deepcopy(scaled[1])
+    replica["metadata"]["name"] = "web-2"
+    replica["status"] = {"podIP": "10.0.0.9"}
+    scaled.insert(2, replica)
+    analysis = Analysis(_load(BASE))
+    updated = analysis.updated(_load(scaled))
+    assert updated.rebuilt is None
+    assert updated.classes.class_of[updated.index("x/web-2")] == \
+        updated.classes.class_of[updated.index("x/web")]
+    assert_same_answers(updated, Analysis(_load(scaled)))
+
+
+def test_a_pod_that_needs_a_class_of_its_own_rebuilds() -> None:
     moved = copy.deepcopy(BASE)
-    moved[1]["metadata"]["labels"] = {"app": "api"}
+    moved[1]["metadata"]["labels"] = {"app": "api"}  # api's labels, but web's ports
     updated = Analysis(_load(BASE)).updated(_load(moved))
-    assert updated.rebuilt == "the pods changed"
+    assert updated.rebuilt == "pod x/web needs a peer class of its own"
+    assert_same_answers(updated, Analysis(_load(moved)))
 
 
 @settings(max_examples=100, deadline=None)
@@ -162,3 +230,32 @@ def test_diff_of_an_updated_analysis_equals_the_diff_of_a_fresh_one(
     after = before.updated(_load(new_objects))
     event("incremental" if after.rebuilt is None else "rebuilt")
     assert diff_analyses(before, after) == diff_analyses(before, Analysis(_load(new_objects)))
+
+
+def _moved(name: str, ip: str) -> list[Obj]:
+    out = copy.deepcopy(BASE)
+    for o in out:
+        if o["kind"] == "Pod" and o["metadata"]["name"] == name:
+            o["status"] = {"podIP": ip}
+    return out
+
+
+DB_FROM_WEB_BLOCK = netpol("x", "db-in", {
+    "podSelector": {"matchLabels": {"app": "db"}},
+    "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/31"}}]}]})  # 10.0.0.0 and 10.0.0.1
+
+
+@pytest.mark.parametrize(("name", "new_objects", "rebuilt"), [
+    ("a pod moves within every block it was in", _moved("db", "10.0.0.7"), None),
+    ("a pod moves out of an ipBlock", _moved("web", "10.0.0.9"),
+     "pod x/web needs a peer class of its own"),
+    ("its only pod removed: the class is gone", [o for o in BASE if o["metadata"]["name"] != "db"],
+     "a peer class lost its last pod"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_which_pod_changes_are_incremental(name: str, new_objects: list[Obj],
+                                           rebuilt: str | None) -> None:
+    old = _load([*BASE, DB_FROM_WEB_BLOCK])
+    new = _load([*new_objects, DB_FROM_WEB_BLOCK])
+    updated = Analysis(old).updated(new)
+    assert updated.rebuilt == rebuilt, name
+    assert_same_answers(updated, Analysis(new))
