@@ -11,6 +11,10 @@ mentions already starts or ends a port atom, every named port it uses is one the
 agree on, every CIDR it mentions (and every CIDR it stops mentioning) leaves the external ranges
 as they are, and each of its selectors and ipBlocks takes every peer class whole. Otherwise
 `update` returns the reason, and `Analysis.updated` analyses from scratch.
+
+When pods changed too, they are taken first, against the old policies (`policy.podchanges`:
+pods that join peer classes already there), and the policies after that, as above. The
+namespaces must be the same.
 """
 
 from __future__ import annotations
