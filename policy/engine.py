@@ -107,16 +107,21 @@ class Analysis:
         new.derived_from = weakref.ref(self)
         return new
 
+    @property
+    def endpoint_index(self) -> dict[str, int]:
+        """namespace/name (or an external's key) -> endpoint."""
+        return self._index
+
     def with_pods(self, cluster: ClusterState, endpoints: Endpoints, classes: PeerClasses,
-                  named: NamedPorts, ingress: Side, egress: Side) -> Analysis:
+                  index: dict[str, int], ingress: Side, egress: Side) -> Analysis:
         """A copy with other pods in the same classes (for `policy.podchanges`): the
         policies, atoms and profiles are shared; the classes are not, so it is not `derived`
         (the diff's class-level shortcut needs the same classes)."""
         new = object.__new__(Analysis)
         new.__dict__.update(self.__dict__)
-        new.cluster, new.endpoints, new.classes, new.named = cluster, endpoints, classes, named
+        new.cluster, new.endpoints, new.classes = cluster, endpoints, classes
         new.ingress, new.egress = ingress, egress
-        new._index = {endpoints.key(j): j for j in range(endpoints.count)}
+        new._index = index
         new._addresses = {}
         new.rebuilt = None
         new.derived_from = None

@@ -25,7 +25,6 @@ from policy.addresses import AddressSet
 from policy.classes import PeerClasses, address_vectors, inside
 from policy.cluster import ClusterState, PodInfo
 from policy.externals import external_peers
-from policy.namedports import NamedPorts
 from policy.rules import Endpoints
 
 if TYPE_CHECKING:
@@ -44,24 +43,28 @@ def update_pods(old: Analysis, cluster: ClusterState) -> Analysis | str:
     if [e.key for e in externals] != [e.key for e in old.endpoints.externals]:
         return "the pods changed the external address ranges"
     before = old.endpoints.pods
+    n_before = len(before)
     old_class = old.classes.class_of
-    by_key = {p.key: j for j, p in enumerate(before)}
+    by_key = old.endpoint_index  # key -> endpoint: pods below n_before
     n = len(cluster.pods)
+    keys = [p.key for p in cluster.pods]
     class_of = np.empty(n + len(externals), dtype=np.int64)
     changed = []
     for i, p in enumerate(cluster.pods):
-        j = by_key.get(p.key)
-        if j is not None and (before[j] is p or before[j] == p):
+        j = by_key.get(keys[i], n_before)
+        if j < n_before and (before[j] is p or before[j] == p):
             class_of[i] = old_class[j]
         else:
             changed.append(i)
     twins: dict[TwinKey, list[int]] = {}
     if changed:
         wanted = {_twin_key(cluster.pods[i]) for i in changed}
-        for j, p in enumerate(before):
-            key = _twin_key(p)
-            if key in wanted:
-                twins.setdefault(key, []).append(j)
+        labels = [dict(key[1]) for key in wanted]
+        for j, p in enumerate(before):  # cheap tests first: 150,000 pods at scale
+            if p.labels in labels:
+                key = _twin_key(p)
+                if key in wanted:
+                    twins.setdefault(key, []).append(j)
     blocks = old.compiler.blocks
     for i in changed:
         pod = cluster.pods[i]
@@ -79,8 +82,11 @@ def update_pods(old: Analysis, cluster: ClusterState) -> Analysis | str:
     representative[class_of[::-1]] = np.arange(len(class_of) - 1, -1, -1)  # first endpoint
     classes = PeerClasses(class_of, representative, pod_classes, old.classes.selectable)
     endpoints = Endpoints(cluster.pods, externals)
-    return old.with_pods(cluster, endpoints, classes,
-                         NamedPorts(endpoints, classes, old.atoms),
+    index = dict(zip(keys, range(n), strict=True))
+    index.update((e.key, n + k) for k, e in enumerate(externals))
+    # Named ports are resolved per class, on each class's container ports: the same classes,
+    # the same table (`old.named`).
+    return old.with_pods(cluster, endpoints, classes, index,
                          replace(old.ingress, classes=classes),
                          replace(old.egress, classes=classes))
 
