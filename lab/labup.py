@@ -32,6 +32,7 @@ from typing import Any
 from lab import controlplane
 from lab.controlplane import ControlPlane, alive, stop_pid
 from lab.netns import LabError, delete, existing
+from lab.signals import handling
 from lab.topology import LabNode, add_node, make_switch, new_prefix, route_via
 
 DEFAULT_DIR = Path("/run/kubefence-lab")
@@ -101,12 +102,8 @@ def _signals_unwind() -> Iterator[None]:
             caught.append(signum)
             raise KeyboardInterrupt
 
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handling((signal.SIGINT, signal.SIGTERM), handler):
         yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
 
 
 @contextmanager
@@ -115,12 +112,8 @@ def _control_signals(lab: Lab) -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         lab.requests.append("stop" if signum == signal.SIGUSR1 else "start")
 
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGUSR1, signal.SIGUSR2)}
-    try:
+    with handling((signal.SIGUSR1, signal.SIGUSR2), handler):
         yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
 
 
 def up(nodes: int, directory: Path = DEFAULT_DIR, agents: bool | None = None,

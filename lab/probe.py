@@ -22,6 +22,7 @@ from enforcer.sync import Syncer
 from lab.netns import LabError, inside
 from lab.prober import Target, probe_all
 from lab.servers import Servers, sctp_available
+from lab.signals import handling
 from lab.topology import Topology, build, teardown
 from policy.cluster import ClusterState
 from policy.ports import Protocol
@@ -51,12 +52,10 @@ def _interruptible() -> Iterator[None]:
 
     previous_hook = sys.unraisablehook
     sys.unraisablehook = unraisable
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        with handling((signal.SIGINT, signal.SIGTERM), handler):
+            yield
     finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
         sys.unraisablehook = previous_hook
     if caught:
         raise KeyboardInterrupt
